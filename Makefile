@@ -1,0 +1,46 @@
+# Two commands matter: `make test` and `make demo`. Each sets up what it needs.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup test test-fast demo lint typecheck bench constraints clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt protocol/pyproject.toml frontend-console/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps -e protocol -e frontend-console
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	# `npm ci` refuses this lockfile (npm 11 omits the other platforms' optional anvil
+	# binaries from it), so install from the lockfile with `npm install`.
+	npm install --no-audit --no-fund
+	touch $@
+
+test: setup
+	$(BIN)/pytest
+
+# Unit tests only (no anvil, no devnet).
+test-fast: setup
+	$(BIN)/pytest -m "not devnet"
+
+demo: setup
+	$(BIN)/python -m demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python -m bench
+
+constraints: $(VENV)/.installed
+	( echo "# Full pin of every installed package (pip freeze of a fresh .venv). Regenerate with"; \
+	  echo "#   make constraints"; $(BIN)/pip freeze --exclude-editable ) > constraints.txt
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .devnet
