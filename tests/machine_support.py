@@ -1,0 +1,59 @@
+"""Helpers for tests that drive the real DApp process through the guest API server."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from deml_protocol import addresses
+from devnet.guest_server import Result
+from devnet.host_machine import HostMachine
+
+APP = "0x" + "ab" * 20
+ALICE = "0x" + "a1" * 20
+BOB = "0x" + "b0" * 20
+TOKEN = "0x" + "70" * 20
+
+
+@dataclass
+class Driver:
+    """Feeds inputs with increasing index and block time, like a chain would."""
+
+    machine: HostMachine
+    input_index: int = 0
+    timestamp: int = 1_700_000_000
+    results: list[Result] = field(default_factory=list)
+
+    def send(self, sender: str, payload: bytes, *, advance_time: int = 12) -> Result:
+        self.timestamp += advance_time
+        meta = {
+            "chain_id": 31337, "app_contract": APP, "msg_sender": sender.lower(),
+            "block_number": 100 + self.input_index, "block_timestamp": self.timestamp,
+            "prev_randao": "0x" + "00" * 32, "input_index": self.input_index,
+        }
+        self.input_index += 1
+        result = self.machine.advance(meta, payload)
+        self.results.append(result)
+        return result
+
+    def deposit_ether(self, depositor: str, amount: int, call: bytes = b"") -> Result:
+        payload = bytes.fromhex(depositor[2:]) + amount.to_bytes(32, "big") + call
+        return self.send(addresses.ETHER_PORTAL, payload)
+
+    def deposit_erc20(self, token: str, depositor: str, amount: int, call: bytes = b"") -> Result:
+        payload = (bytes.fromhex(token[2:]) + bytes.fromhex(depositor[2:])
+                   + amount.to_bytes(32, "big") + call)
+        return self.send(addresses.ERC20_PORTAL, payload)
+
+    def query(self, path: str) -> Any:
+        result = self.machine.inspect(path.encode())
+        return json.loads(b"".join(result.reports))
+
+    def digest(self) -> str:
+        return str(self.query("state/digest")["state_digest"])
+
+
+def error_of(result: Result) -> str:
+    assert result.status == "rejected", result
+    return str(json.loads(result.reports[-1])["error"])
