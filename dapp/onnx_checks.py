@@ -1,0 +1,361 @@
+"""What an ONNX model must look like before the DApp spends cycles on it.
+
+Two entry points, both bytes in and a :class:`ParsedModel` out, each parsing the bytes once:
+
+- :func:`parse_model` validates a model on its own: a job's initial model, or any model sent
+  to ``evaluate``. Size bound, protobuf decode, allowed operators only, no custom domains,
+  functions, subgraphs, sparse or external data; one float32 input ``[N, d]``, one float
+  output; float32 weights (finite) and int64 constants only.
+- :func:`check_same_graph` validates a submission against the job's already-validated
+  graph: everything but the float initializer *values* must be identical, so a submission
+  passes every structural rule by construction and only its weights are new.
+
+The ``ParsedModel`` is shared with ``dapp.evaluation`` (session creation) and
+``dapp.fedavg`` (aggregation), so no step decodes the model a second time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from google.protobuf.message import DecodeError
+from onnx import AttributeProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
+
+from .errors import Rejected
+
+__all__ = [
+    "ALLOWED_OPERATORS",
+    "MAX_MODEL_BYTES",
+    "GraphMismatch",
+    "InitializerMismatch",
+    "ModelFeatureNotAllowed",
+    "ModelIoInvalid",
+    "ModelTooLarge",
+    "ModelUnparseable",
+    "NonFiniteWeights",
+    "OperatorNotAllowed",
+    "ParsedModel",
+    "check_same_graph",
+    "check_weights_match",
+    "parse_model",
+]
+
+#: Bytes of one serialized model. 16 MiB is ~4M float32 weights, far past what the work
+#: budget lets any shard evaluate, yet small beside the machine's RAM.
+MAX_MODEL_BYTES: Final = 16 * 1024 * 1024
+
+#: Default-domain operators a graph may use: enough for linear, logistic and softmax
+#: regression and dense networks, nothing with control flow, randomness or variable cost.
+ALLOWED_OPERATORS: Final = frozenset({
+    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div",
+    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "Clip",
+    "Identity", "Reshape", "Flatten",
+})
+
+_DEFAULT_DOMAINS: Final = frozenset({"", "ai.onnx"})
+_OPSETS: Final = range(13, 22)       # ONNX Runtime 1.21 implements all of these
+_IR_VERSIONS: Final = range(7, 11)   # IR 7 (opset 13) .. IR 10 (onnx 1.17's newest)
+_WEIGHT_TYPE: Final = TensorProto.FLOAT
+_DTYPES: Final = {TensorProto.FLOAT: np.dtype("<f4"), TensorProto.INT64: np.dtype("<i8")}
+_SCALAR_ATTRIBUTES: Final = frozenset({
+    AttributeProto.FLOAT, AttributeProto.INT, AttributeProto.STRING,
+    AttributeProto.FLOATS, AttributeProto.INTS, AttributeProto.STRINGS,
+})
+
+
+class ModelTooLarge(Rejected):
+    code = "model_too_large"
+
+
+class ModelUnparseable(Rejected):
+    """Not an ONNX ModelProto, or one whose tensors do not hold the data their dims need."""
+
+    code = "model_unparseable"
+
+
+class OperatorNotAllowed(Rejected):
+    code = "operator_not_allowed"
+
+
+class ModelFeatureNotAllowed(Rejected):
+    """Functions, subgraphs, external or sparse data, other domains, IR/opset or dtypes."""
+
+    code = "model_feature_not_allowed"
+
+
+class ModelIoInvalid(Rejected):
+    """The model must take one float32 ``[N, d]`` input and give one float output."""
+
+    code = "model_io_invalid"
+
+
+class GraphMismatch(Rejected):
+    """A submission's graph differs from the job's in something other than weight values."""
+
+    code = "graph_mismatch"
+
+
+class InitializerMismatch(Rejected):
+    """A submission's initializers differ from the job's in name, shape, dtype or constant."""
+
+    code = "initializer_mismatch"
+
+
+class NonFiniteWeights(Rejected):
+    code = "non_finite_weights"
+
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ParsedModel:
+    """A decoded, validated model. ``proto`` is shared, never mutated; arrays are read-only.
+
+    ``weights`` are the float32 initializers (what training changes), ``constants`` the
+    int64 ones (shapes for ``Reshape``: graph structure, never averaged or changed).
+    """
+
+    proto: ModelProto
+    input_name: str
+    n_features: int
+    output_name: str
+    weights: Mapping[str, FloatArray]
+    constants: Mapping[str, npt.NDArray[np.int64]]
+
+    @property
+    def params(self) -> int:
+        """Element count of all initializers: the model-size factor of the work budget."""
+        return sum(a.size for a in self.weights.values()) + sum(
+            a.size for a in self.constants.values())
+
+
+def _decode(model_bytes: bytes, max_bytes: int) -> ModelProto:
+    if len(model_bytes) > max_bytes:
+        raise ModelTooLarge(f"model is {len(model_bytes)} bytes; at most {max_bytes} accepted")
+    try:
+        proto = ModelProto.FromString(model_bytes)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise ModelUnparseable(f"not an ONNX ModelProto ({exc}); send `onnx.save` bytes") from exc
+    if not proto.HasField("graph") or not proto.graph.node:
+        raise ModelUnparseable("decoded, but holds no graph nodes; send an ONNX model")
+    return proto
+
+
+def _check_model_features(proto: ModelProto) -> None:
+    """Reject everything outside the plain single-graph, default-domain subset of ONNX."""
+    if proto.ir_version not in _IR_VERSIONS:
+        raise ModelFeatureNotAllowed(f"IR version {proto.ir_version}; accepted "
+                                     f"{_IR_VERSIONS.start}..{_IR_VERSIONS.stop - 1}")
+    opsets = [(o.domain, o.version) for o in proto.opset_import]
+    if len(opsets) != 1 or opsets[0][0] not in _DEFAULT_DOMAINS or opsets[0][1] not in _OPSETS:
+        raise ModelFeatureNotAllowed(f"opset imports {opsets}; accepted: only the default "
+                                     f"domain, version {_OPSETS.start}..{_OPSETS.stop - 1}")
+    if proto.functions or proto.training_info:
+        raise ModelFeatureNotAllowed("model-local functions and training info are not accepted")
+    if proto.graph.sparse_initializer:
+        raise ModelFeatureNotAllowed("sparse initializers are not accepted; use dense ones")
+    for index, node in enumerate(proto.graph.node):
+        _check_node(index, node)
+
+
+def _check_node(index: int, node: NodeProto) -> None:
+    if node.domain not in _DEFAULT_DOMAINS or node.op_type not in ALLOWED_OPERATORS:
+        where = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+        raise OperatorNotAllowed(f"node {index} uses {where}; accepted (default domain only): "
+                                 f"{', '.join(sorted(ALLOWED_OPERATORS))}")
+    for attribute in node.attribute:
+        if attribute.ref_attr_name or attribute.type not in _SCALAR_ATTRIBUTES:
+            raise ModelFeatureNotAllowed(
+                f"node {index} ({node.op_type}) attribute {attribute.name!r} is a tensor, "
+                "subgraph or reference; only numbers and strings are accepted")
+
+
+def _tensor_dims(info: ValueInfoProto) -> tuple[int, list[tuple[int, str]]] | None:
+    """(elem_type, [(dim_value, dim_param)]) of a tensor value, or None if not a tensor."""
+    if info.type.WhichOneof("value") != "tensor_type":
+        return None
+    tensor = info.type.tensor_type
+    if not tensor.HasField("shape"):
+        return tensor.elem_type, []
+    return tensor.elem_type, [(d.dim_value, d.dim_param) for d in tensor.shape.dim]
+
+
+def _check_io(proto: ModelProto) -> tuple[str, int, str]:
+    """(input name, features, output name): one float32 ``[N, d]`` in, one float tensor out."""
+    graph = proto.graph
+    init_names = {t.name for t in graph.initializer}
+    if len(graph.input) != 1 or graph.input[0].name in init_names:
+        raise ModelIoInvalid(f"{len(graph.input)} graph inputs (initializers must not be "
+                             "listed as inputs); accepted: exactly one, float32 [N, d]")
+    typed = _tensor_dims(graph.input[0])
+    if typed is None or typed[0] != TensorProto.FLOAT or len(typed[1]) != 2:
+        raise ModelIoInvalid(f"input {graph.input[0].name!r} must be a float32 tensor [N, d]")
+    (rows, _), (features, _) = typed[1]
+    if rows != 0 or features <= 0:
+        raise ModelIoInvalid("input shape must be [N, d]: batch dimension symbolic, d fixed")
+    if len(graph.output) != 1:
+        raise ModelIoInvalid(f"{len(graph.output)} graph outputs; accepted: exactly one")
+    out = _tensor_dims(graph.output[0])
+    if out is None or out[0] != TensorProto.FLOAT or len(out[1]) not in (1, 2):
+        raise ModelIoInvalid(f"output {graph.output[0].name!r} must be float32 [N] or [N, k]")
+    return graph.input[0].name, features, graph.output[0].name
+
+
+def _tensor_array(tensor: TensorProto) -> npt.NDArray[np.generic]:
+    """A read-only view of the tensor's data (``raw_data`` is not copied a second time)."""
+    dtype = _DTYPES.get(tensor.data_type)
+    if dtype is None:
+        raise ModelFeatureNotAllowed(f"initializer {tensor.name!r} has ONNX dtype "
+                                     f"{tensor.data_type}; accepted: float32 weights, int64")
+    if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
+        raise ModelFeatureNotAllowed(f"initializer {tensor.name!r} uses external data; "
+                                     "embed every tensor in the model bytes")
+    if tensor.HasField("segment") or min(tensor.dims, default=0) < 0:
+        raise ModelUnparseable(f"initializer {tensor.name!r}: segments or negative dims")
+    count = math.prod(tensor.dims)
+    if tensor.HasField("raw_data"):
+        if len(tensor.raw_data) != count * dtype.itemsize:
+            raise ModelUnparseable(f"initializer {tensor.name!r}: {len(tensor.raw_data)} "
+                                   f"bytes of data for {count} elements of {dtype}")
+        array = np.frombuffer(tensor.raw_data, dtype=dtype)
+    else:
+        field = tensor.float_data if tensor.data_type == _WEIGHT_TYPE else tensor.int64_data
+        if len(field) != count:
+            raise ModelUnparseable(f"initializer {tensor.name!r}: {len(field)} values for "
+                                   f"{count} elements")
+        array = np.array(field, dtype=dtype)
+        array.flags.writeable = False
+    return array.reshape(tuple(tensor.dims))
+
+
+def _read_initializers(
+    proto: ModelProto,
+) -> tuple[dict[str, FloatArray], dict[str, npt.NDArray[np.int64]]]:
+    """Float32 weights and int64 constants by name, in graph order; weights must be finite."""
+    weights: dict[str, FloatArray] = {}
+    constants: dict[str, npt.NDArray[np.int64]] = {}
+    for tensor in proto.graph.initializer:
+        if tensor.name in weights or tensor.name in constants or not tensor.name:
+            raise ModelUnparseable(f"initializer name {tensor.name!r} is empty or repeated")
+        array = _tensor_array(tensor)
+        if tensor.data_type == _WEIGHT_TYPE:
+            if not np.isfinite(array).all():
+                bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+                raise NonFiniteWeights(f"initializer {tensor.name!r} holds {bad} NaN or "
+                                       "infinite values; only finite weights are accepted")
+            weights[tensor.name] = array  # type: ignore[assignment]
+        else:
+            constants[tensor.name] = array  # type: ignore[assignment]
+    return weights, constants
+
+
+def parse_model(model_bytes: bytes, *, max_bytes: int = MAX_MODEL_BYTES) -> ParsedModel:
+    """Decode and validate a model that stands on its own (a job's graph, an evaluation)."""
+    proto = _decode(model_bytes, max_bytes)
+    _check_model_features(proto)
+    input_name, n_features, output_name = _check_io(proto)
+    weights, constants = _read_initializers(proto)
+    return ParsedModel(proto, input_name, n_features, output_name, weights, constants)
+
+
+def _describe_node(index: int, node: NodeProto) -> str:
+    return f"node {index} ({node.op_type} {list(node.input)} -> {list(node.output)})"
+
+
+def _node_difference(index: int, job: NodeProto, sub: NodeProto) -> str | None:
+    """What differs between two nodes, ignoring ``name`` and ``doc_string`` (no semantics)."""
+    if (job.op_type, job.domain, job.overload) != (sub.op_type, sub.domain, sub.overload):
+        return f"{_describe_node(index, job)} became {sub.op_type}"
+    if list(job.input) != list(sub.input) or list(job.output) != list(sub.output):
+        return f"{_describe_node(index, job)} rewired to {list(sub.input)} -> {list(sub.output)}"
+    job_attrs = {a.name: a for a in job.attribute}
+    sub_attrs = {a.name: a for a in sub.attribute}
+    for name in sorted(job_attrs.keys() | sub_attrs.keys()):
+        if job_attrs.get(name) != sub_attrs.get(name):
+            return f"{_describe_node(index, job)} attribute {name!r} differs (or is added/removed)"
+    return None
+
+
+def _graph_difference(job: ModelProto, sub: ModelProto) -> str | None:
+    """The first structural difference, in the order a reader would look for it."""
+    if job.ir_version != sub.ir_version or list(job.opset_import) != list(sub.opset_import):
+        return "IR version or opset imports differ"
+    if sub.functions or sub.training_info or sub.graph.sparse_initializer:
+        return "functions, training info or sparse initializers added"
+    for what in ("input", "output", "value_info"):
+        if list(getattr(job.graph, what)) != list(getattr(sub.graph, what)):
+            return f"graph {what} declarations differ (names, dtypes or shapes)"
+    job_nodes, sub_nodes = job.graph.node, sub.graph.node
+    for index, (job_node, sub_node) in enumerate(zip(job_nodes, sub_nodes, strict=False)):
+        difference = _node_difference(index, job_node, sub_node)
+        if difference is not None:
+            return difference
+    if len(sub_nodes) > len(job_nodes):
+        return f"extra {_describe_node(len(job_nodes), sub_nodes[len(job_nodes)])}"
+    if len(sub_nodes) < len(job_nodes):
+        return f"missing {_describe_node(len(sub_nodes), job_nodes[len(sub_nodes)])}"
+    return None
+
+
+def _initializer_difference(job: ModelProto, sub: ModelProto) -> str | None:
+    """Names, dtypes and dims must match the job's (in any order); int64 values too."""
+    job_inits = {t.name: t for t in job.graph.initializer}
+    sub_inits: dict[str, TensorProto] = {}
+    for tensor in sub.graph.initializer:
+        if tensor.name in sub_inits:
+            return f"initializer {tensor.name!r} appears twice"
+        sub_inits[tensor.name] = tensor
+    if job_inits.keys() != sub_inits.keys():
+        missing = sorted(job_inits.keys() - sub_inits.keys())
+        extra = sorted(sub_inits.keys() - job_inits.keys())
+        return f"initializer names differ: missing {missing}, unexpected {extra}"
+    for name, want in job_inits.items():
+        got = sub_inits[name]
+        if (got.data_type, list(got.dims)) != (want.data_type, list(want.dims)):
+            return (f"initializer {name!r} is dtype {got.data_type} shape {list(got.dims)}; "
+                    f"the job's is dtype {want.data_type} shape {list(want.dims)}")
+    return None
+
+
+def check_same_graph(job: ParsedModel, submitted: bytes | ModelProto, *,
+                     max_bytes: int = MAX_MODEL_BYTES) -> ParsedModel:
+    """Accept ``submitted`` only if it is ``job``'s graph with other (finite) weight values.
+
+    Returns the submission parsed, sharing the job's validated structure. Integer
+    initializers are shapes and must keep the job's values, so only float weights can move.
+    """
+    proto = submitted if isinstance(submitted, ModelProto) else _decode(submitted, max_bytes)
+    difference = _graph_difference(job.proto, proto)
+    if difference is not None:
+        raise GraphMismatch(f"{difference}; only initializer values may differ from the job's")
+    difference = _initializer_difference(job.proto, proto)
+    if difference is not None:
+        raise InitializerMismatch(f"{difference}; keep the job's names, dtypes and shapes")
+    weights, constants = _read_initializers(proto)
+    for name, want in job.constants.items():
+        if not np.array_equal(constants[name], want):
+            raise InitializerMismatch(f"integer initializer {name!r} is part of the graph's "
+                                      "structure and must keep the job's values")
+    ordered = {name: weights[name] for name in job.weights}
+    return ParsedModel(proto, job.input_name, job.n_features, job.output_name, ordered,
+                       dict(job.constants))
+
+
+def check_weights_match(job: ParsedModel, model: ParsedModel) -> None:
+    """Cheap guard for callers handed a ``ParsedModel``: same weight names, shapes, dtypes."""
+    if job.input_name != model.input_name or job.output_name != model.output_name:
+        raise GraphMismatch("model input/output names differ from the job's graph")
+    if list(job.weights) != list(model.weights):
+        raise InitializerMismatch(f"weights {list(model.weights)}; the job's graph has "
+                                  f"{list(job.weights)}")
+    for name, want in job.weights.items():
+        got = model.weights[name]
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise InitializerMismatch(f"weight {name!r} is {got.dtype}{list(got.shape)}; the "
+                                      f"job's is {want.dtype}{list(want.shape)}")

@@ -1,0 +1,100 @@
+"""``python -m devnet up``: the whole local stack; ``python -m devnet node``: only the node.
+
+``up`` starts anvil, deploys the contracts, creates the app, runs the host-mode node, prints
+the addresses and URLs, writes them to ``<state-dir>/devnet.json`` and runs until Ctrl-C or
+SIGTERM, then stops everything it started (anvil included).
+
+``node`` follows an app already deployed (``--config devnet.json``) with its own SQLite
+database; restarted on the same database, it resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from devnet.node import Node, NodeConfig
+from devnet.stack import Devnet, DevnetConfig
+from devnet.store import Store
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = DevnetConfig(state_dir=Path(args.state_dir), port=args.port,
+                          epoch_length=args.epoch_length, block_time_s=args.block_time)
+    devnet = Devnet(config)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        devnet.start()
+    except Exception as exc:
+        devnet.stop()
+        print(f"error: the devnet did not start: {exc}", file=sys.stderr)
+        return 1
+    info = devnet.info
+    print(f"devnet ready in {info['startup_seconds']} s")
+    for key in ("rpc_url", "inspect_url", "jsonrpc_url", "application", "authority",
+                "reward_token", "epoch_length"):
+        print(f"  {key:<13} {info[key]}")
+    print(f"  written to    {config.state_dir / 'devnet.json'}\nCtrl-C to stop.")
+    watcher = threading.Thread(target=lambda: (devnet.wait(), stop.set()), daemon=True)
+    watcher.start()
+    stop.wait()
+    devnet.stop()
+    if devnet.failure is not None:
+        print(f"error: the node failed: {devnet.failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    info = json.loads(Path(args.config).read_text())
+    config = NodeConfig(rpc_url=info["rpc_url"], application=info["application"],
+                        authority=info["authority"], deployment_block=info["deployment_block"],
+                        epoch_length=info["epoch_length"],
+                        claimer=None if args.no_claims else info["accounts"][0],
+                        name=info.get("application_name", "deml"))
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    node = Node(config, Store(args.db)).start()
+    try:
+        node.run(stop)
+    finally:
+        node.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devnet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start anvil, deploy, run the node (Ctrl-C stops all)")
+    up.add_argument("--state-dir", default=".devnet")
+    up.add_argument("--port", type=int, default=6751, help="node HTTP port (0 = any free)")
+    up.add_argument("--epoch-length", type=int, default=10, help="blocks per epoch")
+    up.add_argument("--block-time", type=float, default=None,
+                    help="seconds per block (default: a block per transaction)")
+    node = sub.add_parser("node", help="run only the node against a deployed app")
+    node.add_argument("--config", required=True, help="devnet.json written by `up`")
+    node.add_argument("--db", required=True, help="SQLite file (kept across restarts)")
+    node.add_argument("--no-claims", action="store_true", help="follow and serve, never claim")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    return cmd_up(args) if args.command == "up" else cmd_node(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
