@@ -25,7 +25,7 @@ from typing import Any
 from deml_protocol import inputs
 from deml_protocol.limits import MAX_INPUT_PAYLOAD
 
-from . import ledger
+from . import blobs, ledger
 from .config import Config
 from .context import Context, Metadata, Output
 from .errors import InternalError, PayloadTooLarge, Rejected
@@ -55,12 +55,17 @@ def build_router() -> Router:
     router = Router()
     router.add(inputs.WITHDRAW_ETHER, ledger.handle_withdraw_ether)
     router.add(inputs.WITHDRAW_ERC20, ledger.handle_withdraw_erc20)
+    router.add(inputs.BEGIN_BLOB, blobs.handle_begin_blob)
+    router.add(inputs.PUT_CHUNK, blobs.handle_put_chunk)
+    router.add(inputs.ABORT_BLOB, blobs.handle_abort_blob)
     return router
 
 
 def build_queries() -> dict[str, Query]:
     return {
         "balances": lambda state, rest: ledger.inspect_balances(state, _one(rest, "balances")),
+        "blobs": lambda state, rest: blobs.inspect_blob(state, _one(rest, "blobs")),
+        "uploads": lambda state, rest: blobs.inspect_uploads(state, _one(rest, "uploads")),
         "state": lambda state, rest: _state_summary(state, rest),
     }
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 from onnx import ModelProto, TensorProto, helper
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
@@ -172,38 +171,29 @@ def _evaluation(output: np.ndarray, shard: Shard, metric: Metric, params: int) -
     if output.ndim not in (1, 2) or output.shape[0] != shard.rows:
         raise ModelOutputInvalid(f"output shape {output.shape}; accepted: [{shard.rows}] or "
                                  f"[{shard.rows}, k]")
-    if not np.isfinite(output).all():
+    columns = output.reshape(shard.rows, -1)
+    if not np.isfinite(columns).all():
         return Evaluation(SCORE_MIN, metric, shard.rows, params, float("nan"), True)
     if metric.is_classification:
-        predictions = _probabilities(output, shard.y, metric)
+        _check_classes(columns.shape[1], shard.y, metric)
+        # riscv64 gives -5.96e-8 where x86_64 gives 0 for saturated sigmoids.
+        np.clip(columns, 0.0, 1.0, out=columns)
+        result = score_predictions(metric, columns, shard.y)
     else:
-        if output.ndim == 2 and output.shape[1] != 1:
+        if columns.shape[1] != 1:
             raise ModelOutputInvalid(f"{metric} needs one prediction per row; output has "
-                                     f"{output.shape[1]} columns")
-        predictions = output.reshape(-1).astype(np.float64)
-    result = score_predictions(metric, predictions, shard.y)
+                                     f"{columns.shape[1]} columns")
+        result = score_predictions(metric, columns[:, 0], shard.y)
     return Evaluation(result.score, metric, shard.rows, params, result.value)
 
 
-def _probabilities(output: np.ndarray, labels: np.ndarray,
-                   metric: Metric) -> npt.NDArray[np.float64]:
-    """``[N, C]`` float64 in [0, 1]; one column ``p`` means a binary ``[1 - p, p]``.
-
-    Clipping first: riscv64 gives -5.96e-8 where x86_64 gives 0 for saturated sigmoids.
-    """
-    np.clip(output, 0.0, 1.0, out=output)
-    if output.ndim == 1 or output.shape[1] == 1:
-        positive = output.reshape(-1).astype(np.float64)
-        probabilities = np.empty((len(positive), 2))
-        np.subtract(1.0, positive, out=probabilities[:, 0])
-        probabilities[:, 1] = positive
-    else:
-        probabilities = output.astype(np.float64)
-    classes = probabilities.shape[1]
-    if int(labels.max()) >= classes or (metric is Metric.ROC_AUC and classes != 2):
-        raise ShardModelMismatch(f"labels reach {int(labels.max())} but the model outputs "
-                                 f"{classes} classes ({metric} needs them to fit)")
-    return probabilities
+def _check_classes(columns: int, labels: np.ndarray, metric: Metric) -> None:
+    """One output column is a binary P(y = 1) (two classes); C columns are C classes."""
+    classes = max(columns, 2)
+    if int(labels.max()) >= classes or (metric is Metric.ROC_AUC and columns > 2):
+        raise ShardModelMismatch(f"labels reach {int(labels.max())}, the model outputs "
+                                 f"{columns} column(s); {metric} needs every label below "
+                                 f"{classes}" + (" and a binary model" if columns > 2 else ""))
 
 
 def evaluate(model_bytes: bytes, shard: Shard, metric: Metric, *,

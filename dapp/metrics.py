@@ -4,9 +4,9 @@ Every metric is computed in float64 from the model's outputs and then turned int
 ``int`` score where **higher is always better** (``docs/evaluation.md`` has the table):
 
 - ``accuracy``  ``hits * 1_000_000 // rows``: parts per million, exact integer arithmetic.
-- ``roc_auc``   ``2U * 1_000_000 // (2 * positives * negatives)``, with ``2U`` the
-  Mann-Whitney statistic from tie-averaged ranks, doubled so it is an integer: exact too;
-  floats matter only through the *order* (and ties) of the probabilities.
+- ``roc_auc``   ``2U * 1_000_000 // (2 * positives * negatives)``, with ``U`` the
+  Mann-Whitney statistic (ties count 1/2, so ``2U`` is an integer): exact too; floats
+  matter only through the *order* (and ties) of the probabilities.
 - ``log_loss``, ``rmse``, ``mae``: ``floor(-value * 1_000_000)``, negative micro-units.
 - ``r2``        ``floor(value * 1_000_000)``, parts per million (may be negative).
 
@@ -37,11 +37,13 @@ __all__ = [
     "MetricResult",
     "accuracy",
     "log_loss",
+    "predicted_classes",
     "mae",
     "r2",
     "rmse",
     "roc_auc",
     "score_predictions",
+    "twice_mann_whitney",
 ]
 
 PPM: Final = 1_000_000
@@ -50,7 +52,8 @@ SCORE_MAX: Final = 2**63 - 1
 #: Probability floor in log-loss, so one confident miss costs at most ``-ln(1e-15)`` ≈ 34.5.
 LOG_LOSS_EPSILON: Final = 1e-15
 
-Probabilities = npt.NDArray[np.float64]   # [N, C], each entry in [0, 1]
+#: ``[N, C]`` float32 or float64, entries in [0, 1]; ``C == 1`` is a binary P(y = 1).
+Probabilities = npt.NDArray[np.floating]
 Labels = npt.NDArray[np.int64]            # [N], each in [0, C)
 Values = npt.NDArray[np.float64]          # [N]
 
@@ -93,51 +96,92 @@ def _ppm_of_float(value: float) -> int:
     return _clamp(math.floor(value * PPM))
 
 
+def _column(probabilities: Probabilities, index: int) -> npt.NDArray[np.float64]:
+    return probabilities[:, index].astype(np.float64)
+
+
+def _positive_scores(probabilities: Probabilities) -> Probabilities:
+    """P(class 1): the only column of a ``[N, 1]`` output, else column 1 of ``[N, 2]``."""
+    if probabilities.shape[1] > 2:
+        raise ValueError("roc_auc is binary: probabilities must be [N, 1] or [N, 2]")
+    return probabilities[:, 0] if probabilities.shape[1] == 1 else probabilities[:, 1]
+
+
+def predicted_classes(probabilities: Probabilities) -> npt.NDArray[np.intp]:
+    """The first class holding the row's maximum; one column ``p`` predicts 1 iff p > 0.5.
+
+    (``p > 0.5`` is exactly "``p`` beats ``1 - p``", a tie at 0.5 going to class 0 as argmax
+    would.) Two columns compare directly, since a row-wise argmax is slow on narrow rows.
+    """
+    if probabilities.shape[1] == 1:
+        return (probabilities[:, 0] > 0.5).astype(np.intp)
+    if probabilities.shape[1] == 2:
+        return (probabilities[:, 1] > probabilities[:, 0]).astype(np.intp)
+    return np.argmax(probabilities, axis=1)
+
+
 def accuracy(probabilities: Probabilities, labels: Labels) -> MetricResult:
-    """Predicted class = first column holding the row's maximum (ties go to the lower class)."""
-    hits = int(np.count_nonzero(np.argmax(probabilities, axis=1) == labels))
+    """Share of rows whose :func:`predicted_classes` equals the label; exact ppm."""
+    hits = int(np.count_nonzero(predicted_classes(probabilities) == labels))
     rows = len(labels)
     return MetricResult(hits * PPM // rows, hits / rows)
 
 
-def log_loss(probabilities: Probabilities, labels: Labels) -> MetricResult:
-    """Mean ``-ln p(true class)``, each row normalised to sum 1 so outputs cannot inflate it.
+def _true_class_probability(probabilities: Probabilities, labels: Labels) -> Values:
+    """p(true class) in float64, each row normalised to sum 1 so outputs cannot inflate it.
 
-    A row summing to 0 gives p = 0; p is floored at :data:`LOG_LOSS_EPSILON`.
+    One column ``p`` stands for ``[1 - p, p]``, which sums to 1 already. A row summing to 0
+    gives 0.
     """
+    if probabilities.shape[1] == 1:
+        positive = _column(probabilities, 0)
+        return np.where(labels == 1, positive, 1.0 - positive)
     rows = len(labels)
-    true_class = probabilities[np.arange(rows), labels]
-    totals = probabilities.sum(axis=1)
-    p = np.divide(true_class, totals, out=np.zeros(rows), where=totals > 0)
+    true_class = probabilities[np.arange(rows), labels].astype(np.float64)
+    totals = _column(probabilities, 0)
+    for index in range(1, probabilities.shape[1]):
+        totals += probabilities[:, index]
+    return np.divide(true_class, totals, out=np.zeros(rows), where=totals > 0)
+
+
+def log_loss(probabilities: Probabilities, labels: Labels) -> MetricResult:
+    """Mean ``-ln p(true class)``, p floored at :data:`LOG_LOSS_EPSILON`."""
+    p = _true_class_probability(probabilities, labels)
     np.clip(p, LOG_LOSS_EPSILON, 1.0, out=p)
     value = float(-np.mean(np.log(p)))
     return MetricResult(_negative_micro(value), value)
 
 
-def _twice_mann_whitney(scores: Values, labels: Labels) -> tuple[int, int, int]:
-    """(2U, positives, negatives) with tied scores sharing their average rank.
+def twice_mann_whitney(scores: npt.NDArray[np.floating], labels: Labels) -> tuple[int, int, int]:
+    """(2U, positives, negatives): U counts (positive, negative) pairs ranked right, ties 1/2.
 
-    Ranks 1..n in ascending score order; a tie group spanning sorted positions
-    ``[start, end)`` has average rank ``(start + 1 + end) / 2``, so twice it is an integer.
+    Rank-sum form: sorted ascending, a group of equal scores spanning positions
+    ``[start, end)`` shares the average rank ``(start + 1 + end) / 2``, so each positive
+    in it adds ``start + 1 + end`` to twice the rank sum, and ``2U = 2 * rank_sum -
+    P * (P + 1)``. Only the sorted values and per-group counts matter, never the order
+    inside a group, so an unstable (SIMD) sort gives the same integers on every platform.
     """
-    order = np.argsort(scores, kind="stable")
+    order = np.argsort(scores)
     ranked = scores[order]
     is_positive = (labels[order] == 1).astype(np.int64)
-    n = len(ranked)
-    starts = np.flatnonzero(np.concatenate(([True], ranked[1:] != ranked[:-1])))
-    ends = np.append(starts[1:], n)
+    count = len(ranked)
+    is_group_start = np.empty(count, dtype=bool)
+    is_group_start[0] = True
+    np.not_equal(ranked[1:], ranked[:-1], out=is_group_start[1:])
+    starts = np.flatnonzero(is_group_start)
+    ends = np.append(starts[1:], count)
     positives_per_group = np.add.reduceat(is_positive, starts)
     twice_rank_sum = int(np.sum(positives_per_group * (starts + 1 + ends)))
     positives = int(is_positive.sum())
-    return twice_rank_sum - positives * (positives + 1), positives, n - positives
+    return twice_rank_sum - positives * (positives + 1), positives, count - positives
 
 
 def roc_auc(probabilities: Probabilities, labels: Labels) -> MetricResult:
-    """Binary ROC AUC of the class-1 column: P(positive ranked above negative), ties 1/2.
+    """Binary ROC AUC of P(class 1), exact ppm from :func:`twice_mann_whitney`.
 
     Needs both classes present (``dapp.shards`` checks it at load).
     """
-    twice_u, positives, negatives = _twice_mann_whitney(probabilities[:, 1], labels)
+    twice_u, positives, negatives = twice_mann_whitney(_positive_scores(probabilities), labels)
     pairs_twice = 2 * positives * negatives
     return MetricResult(twice_u * PPM // pairs_twice, twice_u / pairs_twice)
 
@@ -166,10 +210,10 @@ def r2(predictions: Values, targets: Values) -> MetricResult:
     return MetricResult(_ppm_of_float(value), value)
 
 
-def score_predictions(metric: Metric, predictions: npt.NDArray[np.float64],
+def score_predictions(metric: Metric, predictions: npt.NDArray[np.floating],
                       truth: npt.NDArray[np.int64] | Values) -> MetricResult:
     """Classification: ``predictions`` are probabilities ``[N, C]`` (clipped to [0, 1]),
-    ``truth`` int labels. Regression: both ``[N]`` float64. All values must be finite."""
+    ``truth`` int labels below C (2 if C == 1). Regression: both ``[N]``. All finite."""
     if metric is Metric.ACCURACY:
         return accuracy(predictions, truth.astype(np.int64, copy=False))
     if metric is Metric.LOG_LOSS:
@@ -177,7 +221,7 @@ def score_predictions(metric: Metric, predictions: npt.NDArray[np.float64],
     if metric is Metric.ROC_AUC:
         return roc_auc(predictions, truth.astype(np.int64, copy=False))
     if metric is Metric.RMSE:
-        return rmse(predictions, truth.astype(np.float64, copy=False))
+        return rmse(predictions.astype(np.float64), truth.astype(np.float64, copy=False))
     if metric is Metric.MAE:
-        return mae(predictions, truth.astype(np.float64, copy=False))
-    return r2(predictions, truth.astype(np.float64, copy=False))
+        return mae(predictions.astype(np.float64), truth.astype(np.float64, copy=False))
+    return r2(predictions.astype(np.float64), truth.astype(np.float64, copy=False))

@@ -17,7 +17,7 @@ ETH = 10**18
 
 
 @pytest.fixture
-def chain() -> Iterator[Driver]:
+def dapp() -> Iterator[Driver]:
     with HostMachine() as machine:
         yield Driver(machine)
 
@@ -28,54 +28,54 @@ def voucher_bytes(destination: str, value: int, payload: bytes) -> bytes:
     return selector + encode(["address", "uint256", "bytes"], [destination, value, payload])
 
 
-def test_portal_deposits_credit_balances(chain: Driver) -> None:
-    assert chain.deposit_ether(ALICE, 2 * ETH).status == "accepted"
-    assert chain.deposit_erc20(TOKEN, ALICE, 500).status == "accepted"
-    assert chain.deposit_erc20(TOKEN, ALICE, 250).status == "accepted"
-    balances = chain.query(f"balances/{ALICE}")
+def test_portal_deposits_credit_balances(dapp: Driver) -> None:
+    assert dapp.deposit_ether(ALICE, 2 * ETH).status == "accepted"
+    assert dapp.deposit_erc20(TOKEN, ALICE, 500).status == "accepted"
+    assert dapp.deposit_erc20(TOKEN, ALICE, 250).status == "accepted"
+    balances = dapp.query(f"balances/{ALICE}")
     assert balances == {"address": ALICE, "ether": str(2 * ETH), "erc20": {TOKEN: "750"}}
-    assert chain.query(f"balances/{BOB}")["ether"] == "0"
+    assert dapp.query(f"balances/{BOB}")["ether"] == "0"
 
 
-def test_deposit_payload_from_other_sender_is_rejected(chain: Driver) -> None:
+def test_deposit_payload_from_other_sender_is_rejected(dapp: Driver) -> None:
     forged = bytes.fromhex(ALICE[2:]) + (5 * ETH).to_bytes(32, "big")
-    before = chain.digest()
-    result = chain.send(BOB, forged)
+    before = dapp.digest()
+    result = dapp.send(BOB, forged)
     assert error_of(result) == "unknown_selector"
-    assert chain.query(f"balances/{ALICE}")["ether"] == "0"
-    assert chain.digest() == before
+    assert dapp.query(f"balances/{ALICE}")["ether"] == "0"
+    assert dapp.digest() == before
 
 
-def test_withdrawals_emit_exact_vouchers(chain: Driver) -> None:
-    chain.deposit_ether(ALICE, 2 * ETH)
-    chain.deposit_erc20(TOKEN, ALICE, 1000)
-    ether = chain.send(ALICE, inputs.WITHDRAW_ETHER.encode(ETH // 2))
-    token = chain.send(ALICE, inputs.WITHDRAW_ERC20.encode(TOKEN, 400))
+def test_withdrawals_emit_exact_vouchers(dapp: Driver) -> None:
+    dapp.deposit_ether(ALICE, 2 * ETH)
+    dapp.deposit_erc20(TOKEN, ALICE, 1000)
+    ether = dapp.send(ALICE, inputs.WITHDRAW_ETHER.encode(ETH // 2))
+    token = dapp.send(ALICE, inputs.WITHDRAW_ERC20.encode(TOKEN, 400))
     assert [o.raw for o in ether.outputs] == [voucher_bytes(ALICE, ETH // 2, b"")]
     transfer = keccak(b"transfer(address,uint256)")[:4] + encode(["address", "uint256"],
                                                                  [ALICE, 400])
     assert [o.raw for o in token.outputs] == [voucher_bytes(TOKEN, 0, transfer)]
     assert [o.index for o in ether.outputs + token.outputs] == [0, 1]  # one global index space
-    assert chain.query(f"balances/{ALICE}") == {
+    assert dapp.query(f"balances/{ALICE}") == {
         "address": ALICE, "ether": str(2 * ETH - ETH // 2), "erc20": {TOKEN: "600"}}
 
 
-def test_overdraft_is_rejected_and_changes_nothing(chain: Driver) -> None:
-    chain.deposit_ether(ALICE, ETH)
-    before = chain.digest()
-    result = chain.send(ALICE, inputs.WITHDRAW_ETHER.encode(ETH + 1))
+def test_overdraft_is_rejected_and_changes_nothing(dapp: Driver) -> None:
+    dapp.deposit_ether(ALICE, ETH)
+    before = dapp.digest()
+    result = dapp.send(ALICE, inputs.WITHDRAW_ETHER.encode(ETH + 1))
     assert error_of(result) == "insufficient_balance"
     assert result.outputs == []
-    assert chain.digest() == before
-    assert error_of(chain.send(BOB, inputs.WITHDRAW_ERC20.encode(TOKEN, 1))) == "insufficient_balance"
-    assert chain.digest() == before
+    assert dapp.digest() == before
+    assert error_of(dapp.send(BOB, inputs.WITHDRAW_ERC20.encode(TOKEN, 1))) == "insufficient_balance"
+    assert dapp.digest() == before
 
 
-def test_rejected_outputs_do_not_consume_output_indices(chain: Driver) -> None:
-    chain.deposit_ether(ALICE, ETH)
-    first = chain.send(ALICE, inputs.WITHDRAW_ETHER.encode(1))
-    chain.send(ALICE, inputs.WITHDRAW_ETHER.encode(10 * ETH))
-    second = chain.send(ALICE, inputs.WITHDRAW_ETHER.encode(2))
+def test_rejected_outputs_do_not_consume_output_indices(dapp: Driver) -> None:
+    dapp.deposit_ether(ALICE, ETH)
+    first = dapp.send(ALICE, inputs.WITHDRAW_ETHER.encode(1))
+    dapp.send(ALICE, inputs.WITHDRAW_ETHER.encode(10 * ETH))
+    second = dapp.send(ALICE, inputs.WITHDRAW_ETHER.encode(2))
     assert [first.outputs[0].index, second.outputs[0].index] == [0, 1]
 
 
@@ -92,29 +92,29 @@ def test_rejected_outputs_do_not_consume_output_indices(chain: Driver) -> None:
     ],
     ids=["empty", "short", "unknown", "truncated", "truncated_tail", "oversized", "zero"],
 )
-def test_malformed_inputs_are_named_and_harmless(chain: Driver, payload: bytes, code: str) -> None:
-    chain.deposit_ether(ALICE, ETH)
-    before = chain.digest()
-    assert error_of(chain.send(ALICE, payload)) == code
-    assert chain.digest() == before
-    after = chain.send(ALICE, inputs.WITHDRAW_ETHER.encode(7))
+def test_malformed_inputs_are_named_and_harmless(dapp: Driver, payload: bytes, code: str) -> None:
+    dapp.deposit_ether(ALICE, ETH)
+    before = dapp.digest()
+    assert error_of(dapp.send(ALICE, payload)) == code
+    assert dapp.digest() == before
+    after = dapp.send(ALICE, inputs.WITHDRAW_ETHER.encode(7))
     assert after.status == "accepted" and len(after.outputs) == 1
 
 
-def test_deposit_with_failing_call_keeps_the_money(chain: Driver) -> None:
-    result = chain.deposit_ether(ALICE, ETH, call=inputs.WITHDRAW_ETHER.encode(5 * ETH))
+def test_deposit_with_failing_call_keeps_the_money(dapp: Driver) -> None:
+    result = dapp.deposit_ether(ALICE, ETH, call=inputs.WITHDRAW_ETHER.encode(5 * ETH))
     assert result.status == "accepted"
     assert result.outputs == []
     assert "insufficient_balance" in result.reports[0].decode()
-    assert chain.query(f"balances/{ALICE}")["ether"] == str(ETH)
+    assert dapp.query(f"balances/{ALICE}")["ether"] == str(ETH)
 
 
-def test_deposit_with_call_runs_as_depositor(chain: Driver) -> None:
-    result = chain.deposit_ether(ALICE, ETH, call=inputs.WITHDRAW_ETHER.encode(ETH // 4))
+def test_deposit_with_call_runs_as_depositor(dapp: Driver) -> None:
+    result = dapp.deposit_ether(ALICE, ETH, call=inputs.WITHDRAW_ETHER.encode(ETH // 4))
     assert [o.raw for o in result.outputs] == [voucher_bytes(ALICE, ETH // 4, b"")]
-    assert chain.query(f"balances/{ALICE}")["ether"] == str(ETH - ETH // 4)
+    assert dapp.query(f"balances/{ALICE}")["ether"] == str(ETH - ETH // 4)
 
 
-def test_unknown_inspect_path_is_a_named_error(chain: Driver) -> None:
-    assert chain.query("nonsense/1")["error"] == "not_found"
-    assert chain.query("balances/0x12")["error"] == "bad_argument"
+def test_unknown_inspect_path_is_a_named_error(dapp: Driver) -> None:
+    assert dapp.query("nonsense/1")["error"] == "not_found"
+    assert dapp.query("balances/0x12")["error"] == "bad_argument"

@@ -1,0 +1,223 @@
+"""Content-addressed blobs, uploaded in chunks because one input carries at most 65,216 bytes.
+
+``beginBlob(cid, size)`` reserves quota; ``putChunk(cid, offset, data)`` appends bytes in
+order (``offset`` must equal the bytes received so far); the chunk that completes the size
+triggers the check: the assembled bytes must import to ``cid`` under a DeML profile
+(:func:`deml_protocol.cid.verify_content`), and only then is the blob stored and a
+``BlobStored`` notice emitted. Uploads are per (uploader, CID); ``abortBlob`` drops one, and
+one idle for ``upload_ttl_s`` of block time is abandoned: it no longer takes chunks and its
+reservation is released by the next ``beginBlob``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from eth_abi import encode
+
+from deml_protocol.cid import CidError, parse_cid, verify_content
+
+from .config import BlobLimits
+from .context import Context
+from .errors import Rejected
+from .state import State
+
+BLOB_STORED_NOTICE = "BlobStored(string cid,uint64 size,address uploader)"
+
+
+class InvalidCid(Rejected):
+    code = "invalid_cid"
+
+
+class BlobExists(Rejected):
+    code = "blob_exists"
+
+
+class BlobTooLarge(Rejected):
+    code = "blob_too_large"
+
+
+class QuotaExceeded(Rejected):
+    code = "quota_exceeded"
+
+
+class UploadInProgress(Rejected):
+    code = "upload_in_progress"
+
+
+class NoSuchUpload(Rejected):
+    code = "no_such_upload"
+
+
+class UploadExpired(Rejected):
+    code = "upload_expired"
+
+
+class ChunkOutOfOrder(Rejected):
+    code = "chunk_out_of_order"
+
+
+class DuplicateChunk(Rejected):
+    code = "duplicate_chunk"
+
+
+class ChunkExceedsSize(Rejected):
+    code = "chunk_exceeds_size"
+
+
+class CidMismatch(Rejected):
+    code = "cid_mismatch"
+
+
+class BlobNotFound(Rejected):
+    code = "blob_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    cid: str
+    size: int
+    uploader: str
+    input_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    cid: str
+    uploader: str
+    size: int
+    chunks: tuple[bytes, ...]
+    received: int
+    last_activity_ts: int
+
+
+def canonical_cid(text: str) -> str:
+    try:
+        return str(parse_cid(text))
+    except CidError as exc:
+        raise InvalidCid(str(exc)) from exc
+
+
+def handle_begin_blob(ctx: Context, *, cid: str, size: int) -> None:
+    cid = canonical_cid(cid)
+    limits, state, sender = ctx.config.blobs, ctx.state, ctx.sender
+    if cid in state.blobs:
+        raise BlobExists(f"{cid} is already stored; use it as it is")
+    if (sender, cid) in state.uploads:
+        received = state.uploads[(sender, cid)].received
+        raise UploadInProgress(f"you are already uploading {cid}: send putChunk at offset "
+                               f"{received}, or abortBlob to start again")
+    if size > limits.max_blob_bytes:
+        raise BlobTooLarge(f"{size} bytes; a blob may have at most {limits.max_blob_bytes}")
+    _drop_abandoned(ctx)
+    _check_quota(state, sender, size, limits)
+    if size == 0:
+        _complete(ctx, Upload(cid, sender, 0, (), 0, ctx.meta.block_timestamp))
+        return
+    state.uploads[(sender, cid)] = Upload(cid, sender, size, (), 0, ctx.meta.block_timestamp)
+
+
+def handle_put_chunk(ctx: Context, *, cid: str, offset: int, data: bytes) -> None:
+    upload = _live_upload(ctx, canonical_cid(cid))
+    if offset < upload.received:
+        raise DuplicateChunk(f"bytes up to {upload.received} of {upload.cid} are already in; "
+                             f"send the chunk at offset {upload.received}")
+    if offset > upload.received:
+        raise ChunkOutOfOrder(f"chunks go in order: expected offset {upload.received}, "
+                              f"got {offset}")
+    if offset + len(data) > upload.size:
+        raise ChunkExceedsSize(f"chunk ends at {offset + len(data)}, past the announced size "
+                               f"{upload.size}")
+    upload = replace(upload, chunks=upload.chunks + (data,), received=offset + len(data),
+                     last_activity_ts=ctx.meta.block_timestamp)
+    if upload.received == upload.size:
+        del ctx.state.uploads[(upload.uploader, upload.cid)]
+        _complete(ctx, upload)
+    else:
+        ctx.state.uploads[(upload.uploader, upload.cid)] = upload
+
+
+def handle_abort_blob(ctx: Context, *, cid: str) -> None:
+    key = (ctx.sender, canonical_cid(cid))
+    if key not in ctx.state.uploads:
+        raise NoSuchUpload(f"you have no upload of {key[1]} in progress")
+    del ctx.state.uploads[key]
+
+
+def _live_upload(ctx: Context, cid: str) -> Upload:
+    upload = ctx.state.uploads.get((ctx.sender, cid))
+    if upload is None:
+        hint = " (it is stored already)" if cid in ctx.state.blobs else "; send beginBlob first"
+        raise NoSuchUpload(f"you have no upload of {cid} in progress{hint}")
+    if _is_abandoned(upload, ctx.meta.block_timestamp, ctx.config.blobs.upload_ttl_s):
+        raise UploadExpired(f"the upload of {cid} was idle longer than "
+                            f"{ctx.config.blobs.upload_ttl_s} s; send beginBlob again")
+    return upload
+
+
+def _complete(ctx: Context, upload: Upload) -> None:
+    data = b"".join(upload.chunks)
+    try:
+        verify_content(upload.cid, data)
+    except CidError as exc:
+        raise CidMismatch(f"the {len(data)} bytes received do not match {upload.cid} ({exc}); "
+                          "nothing was stored: abortBlob and upload again") from exc
+    if upload.cid in ctx.state.blobs:  # someone else finished the same content first
+        return
+    ctx.state.blobs[upload.cid] = Blob(upload.cid, len(data), upload.uploader,
+                                       ctx.meta.input_index)
+    ctx.state.blob_bytes[upload.cid] = data
+    ctx.notice(encode(["string", "uint64", "address"], [upload.cid, len(data), upload.uploader]))
+
+
+def _is_abandoned(upload: Upload, now_ts: int, ttl_s: int) -> bool:
+    return now_ts - upload.last_activity_ts > ttl_s
+
+
+def _drop_abandoned(ctx: Context) -> None:
+    ttl = ctx.config.blobs.upload_ttl_s
+    for key, upload in list(ctx.state.uploads.items()):
+        if _is_abandoned(upload, ctx.meta.block_timestamp, ttl):
+            del ctx.state.uploads[key]
+
+
+def _check_quota(state: State, sender: str, size: int, limits: BlobLimits) -> None:
+    stored_total = sum(blob.size for blob in state.blobs.values())
+    reserved_total = sum(upload.size for upload in state.uploads.values())
+    if stored_total + reserved_total + size > limits.total_quota_bytes:
+        raise QuotaExceeded(f"the DApp holds {stored_total + reserved_total} of its "
+                            f"{limits.total_quota_bytes} blob bytes; {size} more do not fit")
+    mine = sum(b.size for b in state.blobs.values() if b.uploader == sender) + sum(
+        u.size for u in state.uploads.values() if u.uploader == sender)
+    if mine + size > limits.sender_quota_bytes:
+        raise QuotaExceeded(f"you hold {mine} of your {limits.sender_quota_bytes} blob bytes; "
+                            f"{size} more do not fit (abortBlob unfinished uploads)")
+
+
+def blob_bytes(state: State, cid: str) -> bytes:
+    """The bytes of a stored blob, for jobs and evaluations."""
+    cid = canonical_cid(cid)
+    data = state.blob_bytes.get(cid)
+    if data is None:
+        raise BlobNotFound(f"{cid} is not stored; upload it with beginBlob/putChunk first")
+    return data
+
+
+def inspect_blob(state: State, cid: str) -> dict[str, Any]:
+    cid = canonical_cid(cid)
+    blob = state.blobs.get(cid)
+    if blob is not None:
+        return {"cid": cid, "status": "stored", "size": blob.size, "uploader": blob.uploader,
+                "input_index": blob.input_index}
+    uploads = [{"uploader": u.uploader, "size": u.size, "received": u.received}
+               for (_, c), u in sorted(state.uploads.items()) if c == cid]
+    return {"cid": cid, "status": "uploading" if uploads else "absent", "uploads": uploads}
+
+
+def inspect_uploads(state: State, uploader: str) -> list[dict[str, Any]]:
+    """An uploader's unfinished uploads, to resume at ``received``."""
+    uploader = uploader.lower()
+    return [{"cid": u.cid, "size": u.size, "received": u.received,
+             "last_activity_ts": u.last_activity_ts}
+            for (who, _), u in sorted(state.uploads.items()) if who == uploader]

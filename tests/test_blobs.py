@@ -1,0 +1,133 @@
+"""Chunked blob uploads through the real DApp process (guest API server, no chain)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+from eth_abi import decode
+
+from deml_protocol import inputs
+from deml_protocol.cid import compute_cid
+from deml_protocol.uploads import CHUNK_BYTES, upload_inputs
+from devnet.host_machine import HostMachine
+from tests.machine_support import ALICE, BOB, Driver, error_of
+
+QUOTAS = {"DEML_MAX_BLOB_BYTES": str(600_000), "DEML_SENDER_QUOTA_BYTES": str(1_000_000),
+          "DEML_TOTAL_QUOTA_BYTES": str(1_500_000), "DEML_UPLOAD_TTL_S": "3600"}
+
+
+def pseudo_random(size: int, seed: bytes = b"") -> bytes:
+    blocks = (hashlib.sha256(seed + i.to_bytes(8, "big")).digest() for i in range(size // 32 + 1))
+    return b"".join(blocks)[:size]
+
+
+@pytest.fixture
+def dapp() -> Iterator[Driver]:
+    with HostMachine(env=QUOTAS) as machine:
+        yield Driver(machine)
+
+
+def upload(dapp: Driver, sender: str, data: bytes, version: int = 1) -> str:
+    cid, payloads = upload_inputs(data, version=version)
+    for payload in payloads:
+        result = dapp.send(sender, payload)
+        assert result.status == "accepted", result.reports
+    return cid
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_chunked_upload_stores_the_blob_under_its_cid(dapp: Driver, version: int) -> None:
+    data = pseudo_random(500_000, bytes([version]))
+    cid, payloads = upload_inputs(data, version=version)
+    assert len(payloads) == 1 + -(-len(data) // CHUNK_BYTES)
+    for payload in payloads[:-1]:
+        assert dapp.send(ALICE, payload).outputs == []
+        assert dapp.query(f"blobs/{cid}")["status"] == "uploading"
+    last = dapp.send(ALICE, payloads[-1])
+    assert cid == compute_cid(data, version=version)
+    (notice,) = last.outputs
+    stored_cid, size, uploader = decode(["string", "uint64", "address"],
+                                        decode(["bytes"], notice.raw[4:])[0])
+    assert (stored_cid, size, uploader.lower()) == (cid, len(data), ALICE)
+    assert dapp.query(f"blobs/{cid}") == {"cid": cid, "status": "stored", "size": len(data),
+                                          "uploader": ALICE, "input_index": len(payloads) - 1}
+
+
+def test_corrupted_chunk_is_caught_and_nothing_is_stored(dapp: Driver) -> None:
+    data = pseudo_random(200_000)
+    cid, payloads = upload_inputs(data)
+    corrupted = bytearray(data[CHUNK_BYTES:2 * CHUNK_BYTES])
+    corrupted[100] ^= 0xFF
+    payloads[2] = inputs.PUT_CHUNK.encode(cid, CHUNK_BYTES, bytes(corrupted))
+    for payload in payloads[:-1]:
+        dapp.send(ALICE, payload)
+    before = dapp.digest()
+    assert error_of(dapp.send(ALICE, payloads[-1])) == "cid_mismatch"
+    assert dapp.digest() == before
+    assert dapp.query(f"blobs/{cid}")["status"] == "uploading"
+    assert dapp.send(ALICE, inputs.ABORT_BLOB.encode(cid)).status == "accepted"
+    assert dapp.query(f"blobs/{cid}")["status"] == "absent"
+    assert upload(dapp, ALICE, data) == cid
+
+
+def test_chunk_rules_have_named_errors(dapp: Driver) -> None:
+    data = pseudo_random(150_000)
+    cid, payloads = upload_inputs(data)
+    chunk = data[:CHUNK_BYTES]
+    cases = [
+        (inputs.PUT_CHUNK.encode(cid, 0, chunk), "no_such_upload"),
+        (inputs.BEGIN_BLOB.encode("not-a-cid", 10), "invalid_cid"),
+        (inputs.BEGIN_BLOB.encode("bafyfoo", 10), "invalid_cid"),
+        (inputs.BEGIN_BLOB.encode(compute_cid(b"x" * 700_000), 700_000), "blob_too_large"),
+    ]
+    for payload, code in cases:
+        assert error_of(dapp.send(ALICE, payload)) == code
+    dapp.send(ALICE, payloads[0])
+    dapp.send(ALICE, payloads[1])
+    before = dapp.digest()
+    for payload, code in [
+        (payloads[0], "upload_in_progress"),
+        (payloads[1], "duplicate_chunk"),
+        (payloads[3], "chunk_out_of_order"),
+        (inputs.ABORT_BLOB.encode(cid), None),
+    ]:
+        if code is None:
+            assert error_of(dapp.send(BOB, payload)) == "no_such_upload"
+            continue
+        assert error_of(dapp.send(ALICE, payload)) == code
+        assert dapp.digest() == before
+    dapp.send(ALICE, payloads[2])
+    dapp.send(ALICE, payloads[3])
+    assert error_of(dapp.send(BOB, payloads[0])) == "blob_exists"
+
+
+def test_chunk_past_the_announced_size_is_rejected(dapp: Driver) -> None:
+    data = b"0123456789"
+    cid, payloads = upload_inputs(data)
+    dapp.send(ALICE, payloads[0])
+    assert error_of(dapp.send(ALICE, inputs.PUT_CHUNK.encode(cid, 0, data + b"!"))) == (
+        "chunk_exceeds_size")
+    assert dapp.send(ALICE, payloads[1]).status == "accepted"
+
+
+def test_quotas_and_abandoned_uploads(dapp: Driver) -> None:
+    first, second = pseudo_random(500_000, b"1"), pseudo_random(500_000, b"2")
+    upload(dapp, ALICE, first)
+    cid2, payloads2 = upload_inputs(second)
+    dapp.send(ALICE, payloads2[0])  # reserves 500 kB: ALICE now holds her 1 MB quota
+    third = pseudo_random(10, b"3")
+    assert error_of(dapp.send(ALICE, upload_inputs(third)[1][0])) == "quota_exceeded"
+    big = pseudo_random(550_000, b"4")
+    assert error_of(dapp.send(BOB, upload_inputs(big)[1][0])) == "quota_exceeded"  # total
+    dapp.send(BOB, inputs.WITHDRAW_ETHER.encode(1), advance_time=7200)  # an hour passes
+    assert error_of(dapp.send(ALICE, payloads2[1])) == "upload_expired"
+    assert upload(dapp, BOB, big)  # the abandoned reservation was released
+    assert dapp.query(f"uploads/{ALICE}") == []
+    assert dapp.query(f"blobs/{cid2}")["status"] == "absent"
+
+
+def test_empty_blob(dapp: Driver) -> None:
+    cid = upload(dapp, ALICE, b"")
+    assert dapp.query(f"blobs/{cid}")["size"] == 0
