@@ -19,8 +19,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from devnet.api import NodeApi
 from devnet.node import Node, NodeConfig
-from devnet.stack import Devnet, DevnetConfig
+from devnet.rpc import AppInfo, RpcMethods
+from devnet.stack import HOST_MODE_TEMPLATE_HASH, Devnet, DevnetConfig
 from devnet.store import Store
 
 
@@ -69,10 +71,19 @@ def cmd_node(args: argparse.Namespace) -> int:
                         name=info.get("application_name", "deml"))
     stop = threading.Event()
     _stop_on_signals(stop)
-    node = Node(config, Store(args.db)).start()
+    store = Store(args.db)
+    node = Node(config, store).start()
+    app = AppInfo(name=config.name, address=config.application, consensus=config.authority,
+                  chain_id=int(info["chain_id"]), epoch_length=config.epoch_length,
+                  deployment_block=config.deployment_block,
+                  template_hash="0x" + HOST_MODE_TEMPLATE_HASH.hex())
+    api = NodeApi(rpc=RpcMethods(app, store, node.processed_input_count), inspect=node.inspect,
+                  app_names=(config.name, config.application), port=args.port).start()
+    print(f"node API at {api.url}", flush=True)
     try:
         node.run(stop)
     finally:
+        api.close()
         node.stop()
     return 0
 
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     node = sub.add_parser("node", help="run only the node against a deployed app")
     node.add_argument("--config", required=True, help="devnet.json written by `up`")
     node.add_argument("--db", required=True, help="SQLite file (kept across restarts)")
+    node.add_argument("--port", type=int, default=0, help="node HTTP port (0 = any free)")
     node.add_argument("--no-claims", action="store_true", help="follow and serve, never claim")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")

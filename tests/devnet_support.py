@@ -1,0 +1,88 @@
+"""Helpers for tests on the real stack: anvil, the rollups contracts, the host-mode node."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from devnet.chain import Chain
+from devnet.contracts import Rollups
+from devnet.stack import Devnet
+
+
+class Client:
+    """What a user of a real node has: the chain, inspect and JSON-RPC (no node internals)."""
+
+    def __init__(self, devnet: Devnet) -> None:
+        self.info = devnet.info
+        self.chain = Chain(self.info["rpc_url"])
+        self.rollups = Rollups(self.chain, {})
+        self.app = str(self.info["application"])
+        self.accounts: list[str] = list(self.info["accounts"])
+
+    def rpc(self, method: str, **params: Any) -> Any:
+        reply = requests.post(self.info["jsonrpc_url"], timeout=10, json={
+            "jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
+        if "error" in reply:
+            raise AssertionError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    def inspect(self, path: str) -> Any:
+        reply = requests.post(self.info["inspect_url"], data=path.encode(), timeout=30).json()
+        text = b"".join(bytes.fromhex(r["payload"][2:]) for r in reply["reports"])
+        return json.loads(text)
+
+    def processed(self) -> int:
+        return int(self.rpc("cartesi_getProcessedInputCount", application=self.app)["data"], 16)
+
+    def wait_processed(self, count: int, timeout: float = 60) -> None:
+        wait_for(lambda: self.processed() >= count, timeout, f"{count} inputs processed")
+
+    def input_count(self) -> int:
+        return int(self.chain.call_fn("0x1b51e2992a2755ba4d6f7094032df91991a0cfac",
+                                      "getNumberOfInputs(address)", self.app,
+                                      returns=["uint256"]))
+
+    def sync(self) -> None:
+        """Wait until the node has processed every input on chain."""
+        self.wait_processed(self.input_count())
+
+    def close_epoch(self) -> None:
+        """Mine to the end of the current epoch and wait for the node's claim."""
+        length = int(self.info["epoch_length"])
+        self.sync()
+        head = self.chain.block_number()
+        self.chain.mine(length - head % length + 1)
+        target = (head // length)
+        wait_for(lambda: any(int(e["index"], 16) >= target and e["status"] == "CLAIM_ACCEPTED"
+                             for e in self.rpc("cartesi_listEpochs", application=self.app)["data"]),
+                 60, f"claim of epoch {target}")
+
+    def output_count(self) -> int:
+        listed = self.rpc("cartesi_listOutputs", application=self.app, limit=1)
+        return int(listed["pagination"]["total_count"])
+
+    def output(self, index: int) -> dict[str, Any]:
+        data: dict[str, Any] = self.rpc("cartesi_getOutput", application=self.app,
+                                        output_index=hex(index))["data"]
+        return data
+
+    def execute(self, index: int, sender: str | None = None) -> None:
+        out = self.output(index)
+        assert out["output_hashes_siblings"] is not None, "epoch not claimed yet"
+        self.rollups.execute_output(self.app, bytes.fromhex(out["raw_data"][2:]), index=index,
+                                    siblings=[bytes.fromhex(s[2:]) for s in
+                                              out["output_hashes_siblings"]],
+                                    sender=sender or self.accounts[0])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

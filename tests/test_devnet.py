@@ -1,0 +1,112 @@
+"""The whole stack: real anvil, the real Rollups 2.2.0 contracts, our host-mode node."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deml_protocol import inputs
+from deml_protocol.cid import compute_cid
+from deml_protocol.uploads import upload_inputs
+from devnet.chain import TransactionReverted
+from devnet.contracts import balance_of
+from devnet.stack import Devnet, DevnetConfig
+from tests.devnet_support import Client
+
+pytestmark = pytest.mark.devnet
+ETH = 10**18
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    state = tmp_path_factory.mktemp("devnet")
+    with Devnet(DevnetConfig(state_dir=state, port=0, epoch_length=10)) as stack:
+        yield stack
+
+
+@pytest.fixture
+def client(devnet: Devnet) -> Client:
+    return Client(devnet)
+
+
+def test_deposits_withdrawals_claims_and_execution(client: Client) -> None:
+    alice, token = client.accounts[1], client.info["reward_token"]
+    client.rollups.deposit_ether(client.app, value_wei=2 * ETH, sender=alice)
+    client.rollups.deposit_erc20(token, client.app, amount=700, sender=alice)
+    client.sync()
+    assert client.inspect(f"balances/{alice}") == {
+        "address": alice, "ether": str(2 * ETH), "erc20": {token: "700"}}
+
+    first_output = client.output_count()
+    client.rollups.add_input(client.app, inputs.WITHDRAW_ETHER.encode(ETH // 2), sender=alice)
+    client.rollups.add_input(client.app, inputs.WITHDRAW_ERC20.encode(token, 300), sender=alice)
+    client.close_epoch()
+
+    ether_before = client.chain.get_balance(alice)
+    tokens_before = balance_of(client.chain, token, alice)
+    client.execute(first_output)  # account 0 pays the gas; the voucher pays alice
+    client.execute(first_output + 1)
+    assert client.chain.get_balance(alice) - ether_before == ETH // 2
+    assert balance_of(client.chain, token, alice) - tokens_before == 300
+    with pytest.raises(TransactionReverted) as reverted:
+        client.execute(first_output)
+    assert reverted.value.selector == bytes.fromhex("7b97a6bb")  # OutputNotReexecutable
+    assert client.inspect(f"balances/{alice}") == {
+        "address": alice, "ether": str(2 * ETH - ETH // 2), "erc20": {token: "400"}}
+
+
+def test_blob_upload_through_the_chain_and_notice_validation(client: Client,
+                                                            tmp_path: Path) -> None:
+    data = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(32_768))
+    assert len(data) == 1 << 20
+    cid, payloads = upload_inputs(data)
+    assert cid == compute_cid(data)
+    bob = client.accounts[2]
+    for payload in payloads:
+        client.rollups.add_input(client.app, payload, sender=bob)
+    client.sync()
+    assert client.inspect(f"blobs/{cid}")["status"] == "stored"
+    notices = client.rpc("cartesi_listOutputs", application=client.app, output_type="0xc258d6e5",
+                         descending=True, limit=1)["data"]
+    client.close_epoch()
+    notice = client.output(int(notices[0]["index"], 16))
+    siblings = [bytes.fromhex(s[2:]) for s in notice["output_hashes_siblings"]]
+    raw = bytes.fromhex(notice["raw_data"][2:])
+    client.rollups.validate_output(client.app, raw, index=int(notice["index"], 16),
+                                   siblings=siblings)
+    with pytest.raises(TransactionReverted):
+        client.rollups.validate_output(client.app, raw, index=int(notice["index"], 16) + 1,
+                                       siblings=siblings)
+
+
+def test_corrupted_chunk_through_the_chain_stores_nothing(client: Client) -> None:
+    data = bytes(range(256)) * 1024
+    cid, payloads = upload_inputs(data)
+    tampered = bytearray(data[:64_512])
+    tampered[0] ^= 1
+    payloads[1] = inputs.PUT_CHUNK.encode(cid, 0, bytes(tampered))
+    carol = client.accounts[3]
+    for payload in payloads:
+        client.rollups.add_input(client.app, payload, sender=carol)
+    client.sync()
+    last = client.rpc("cartesi_listInputs", application=client.app, descending=True,
+                      limit=1)["data"][0]
+    assert last["status"] == "REJECTED"
+    report = client.rpc("cartesi_listReports", application=client.app,
+                        input_index=last["index"])["data"][0]
+    assert b"cid_mismatch" in bytes.fromhex(report["raw_data"][2:])
+    assert client.inspect(f"blobs/{cid}")["status"] == "uploading"
+
+
+def test_node_json_rpc_shapes(client: Client) -> None:
+    app = client.rpc("cartesi_getApplication", application="deml")["data"]
+    assert app["iapplication_address"] == client.app
+    assert client.rpc("cartesi_getChainId")["data"] == "0x7a69"
+    listed = client.rpc("cartesi_listInputs", application=client.app, limit=2, offset=1)
+    assert listed["pagination"]["limit"] == 2 and listed["pagination"]["offset"] == 1
+    assert all(i["index"].startswith("0x") for i in listed["data"])
+    with pytest.raises(AssertionError, match="-32000"):
+        client.rpc("cartesi_getApplication", application="nope")
