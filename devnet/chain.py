@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import requests
-from eth_abi import decode, encode
-
 from deml_protocol.abi import selector_of
+from eth_abi.abi import decode, encode
+from eth_abi.exceptions import DecodingError
 
 __all__ = [
     "Block",
@@ -58,7 +58,9 @@ class RpcError(ChainError):
 class TransactionReverted(ChainError):
     """A call or transaction reverted. ``selector`` is ``b""`` when there was no data."""
 
-    def __init__(self, data: bytes, *, error_name: str | None = None, tx_hash: str | None = None):
+    def __init__(
+        self, data: bytes, *, error_name: str | None = None, tx_hash: str | None = None
+    ) -> None:
         self.data, self.error_name, self.tx_hash = data, error_name, tx_hash
         self.selector = data[:4]
         self.reason = _revert_reason(data)
@@ -78,7 +80,7 @@ def _revert_reason(data: bytes) -> str | None:
             return str(decode(["string"], data[4:])[0])
         if data[:4] == _PANIC:
             return f"panic 0x{decode(['uint256'], data[4:])[0]:02x}"
-    except Exception:  # malformed revert data: keep the raw bytes, no reason
+    except DecodingError:  # malformed revert data: the raw bytes are still on the error
         return None
     return None
 
@@ -213,7 +215,7 @@ class Chain:
         raw_data = error.get("data")
         data = _bytes(raw_data) if isinstance(raw_data, str) and raw_data.startswith("0x") else None
         message = str(error.get("message", ""))
-        if error.get("code") == 3 or "revert" in message.lower():
+        if error.get("code") == 3 or message.lower().startswith("execution reverted"):
             raise self._reverted(data or b"")
         raise RpcError(method, int(error.get("code", 0)), message, data)
 
@@ -250,7 +252,12 @@ class Chain:
         return _bytes(self.rpc("eth_getCode", address, _tag(block)))
 
     def call(
-        self, to: str, data: bytes, *, sender: str | None = None, value: int = 0,
+        self,
+        to: str,
+        data: bytes,
+        *,
+        sender: str | None = None,
+        value: int = 0,
         block: BlockTag = "latest",
     ) -> bytes:
         """``eth_call``; a revert raises :class:`TransactionReverted`."""
@@ -263,8 +270,12 @@ class Chain:
         return out[0] if len(returns) == 1 else out
 
     def get_logs(
-        self, *, address: str | None = None, topics: Sequence[bytes | None] = (),
-        from_block: BlockTag = 0, to_block: BlockTag = "latest",
+        self,
+        *,
+        address: str | None = None,
+        topics: Sequence[bytes | None] = (),
+        from_block: BlockTag = 0,
+        to_block: BlockTag = "latest",
     ) -> list[Log]:
         flt: dict[str, Any] = {"fromBlock": _tag(from_block), "toBlock": _tag(to_block)}
         if address is not None:
@@ -276,7 +287,12 @@ class Chain:
     # -- writes --------------------------------------------------------------------------
 
     def send_transaction(
-        self, sender: str, *, to: str | None = None, data: bytes = b"", value: int = 0,
+        self,
+        sender: str,
+        *,
+        to: str | None = None,
+        data: bytes = b"",
+        value: int = 0,
         gas: int | None = None,
     ) -> Receipt:
         """Send from an unlocked account, wait for the receipt, raise if it reverted.
@@ -295,10 +311,8 @@ class Chain:
             raise self._replay_failure(tx, receipt)
         return receipt
 
-    def transact(
-        self, sender: str, to: str, signature: str, *args: Any, value: int = 0
-    ) -> Receipt:
-        """Send a call by signature: ``chain.transact(me, token, "approve(address,uint256)", a, n)``."""
+    def transact(self, sender: str, to: str, signature: str, *args: Any, value: int = 0) -> Receipt:
+        """Send a call by signature: ``transact(me, token, "approve(address,uint256)", a, n)``."""
         return self.send_transaction(sender, to=to, data=encode_call(signature, *args), value=value)
 
     def _replay_failure(self, tx: dict[str, Any], receipt: Receipt) -> TransactionReverted:
@@ -309,7 +323,8 @@ class Chain:
         return self._reverted(b"", receipt.tx_hash)
 
     def wait_for_receipt(self, tx_hash: str, *, timeout_s: float | None = None) -> Receipt:
-        deadline = time.monotonic() + (timeout_s or self.receipt_timeout_s)
+        timeout_s = self.receipt_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
         while True:
             raw = self.rpc("eth_getTransactionReceipt", tx_hash)
             if raw is not None:

@@ -16,12 +16,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, NamedTuple, TypedDict
 
-from eth_abi import decode, encode
-
 from deml_protocol import addresses as addr
 from deml_protocol.abi import keccak256, selector_of
-from devnet.anvil import REPO_ROOT
-from devnet.chain import Chain, ChainError, Receipt, encode_call
+from eth_abi.abi import decode, encode
+
+from .anvil import REPO_ROOT
+from .chain import Chain, ChainError, Receipt, encode_call
 
 __all__ = [
     "ROLLUPS_OUT",
@@ -34,8 +34,6 @@ __all__ = [
     "create2_address",
     "decode_evm_advance",
     "deploy_rollups",
-    "encode_notice",
-    "encode_voucher",
     "error_names",
     "load_artifact",
 ]
@@ -102,7 +100,7 @@ def _canonical_type(param: dict[str, Any]) -> str:
     kind: str = param["type"]
     if kind.startswith("tuple"):
         inner = ",".join(_canonical_type(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple'):]}"
+        return f"({inner}){kind[len('tuple') :]}"
     return kind
 
 
@@ -202,16 +200,6 @@ def decode_evm_advance(raw: bytes) -> tuple[AdvanceMetadata, bytes]:
     return metadata, bytes(payload)
 
 
-def encode_notice(payload: bytes) -> bytes:
-    """A notice output as libcmt writes (and hashes) it: ``Notice(bytes)`` call data."""
-    return encode_call("Notice(bytes)", payload)
-
-
-def encode_voucher(destination: str, value_wei: int, payload: bytes) -> bytes:
-    """``Voucher(address,uint256,bytes)`` call data, as libcmt writes it."""
-    return encode_call("Voucher(address,uint256,bytes)", destination, value_wei, payload)
-
-
 def balance_of(chain: Chain, token: str, holder: str) -> int:
     balance: int = chain.call_fn(token, "balanceOf(address)", holder, returns=["uint256"])
     return balance
@@ -264,7 +252,11 @@ class Rollups:
         self, app: str, *, value_wei: int, exec_layer_data: bytes = b"", sender: str
     ) -> InputAdded:
         receipt = self.chain.transact(
-            sender, addr.ETHER_PORTAL, "depositEther(address,bytes)", app, exec_layer_data,
+            sender,
+            addr.ETHER_PORTAL,
+            "depositEther(address,bytes)",
+            app,
+            exec_layer_data,
             value=value_wei,
         )
         return self._inputs_in(receipt)

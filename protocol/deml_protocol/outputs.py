@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from eth_abi import decode, encode
+from eth_abi.abi import decode, encode
 
 from .abi import method
 

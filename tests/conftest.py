@@ -1,0 +1,52 @@
+"""Shared fixtures.
+
+Chain fixtures (session-scoped, so every test shares one anvil; see docs/devnet-chain.md):
+
+- ``anvil``: a running :class:`devnet.anvil.Anvil` (automine, chain 31337, test mnemonic).
+- ``chain``: a :class:`devnet.chain.Chain` JSON-RPC client connected to it.
+- ``rollups``: :class:`devnet.contracts.Rollups`, the Cartesi Rollups 2.2.0 contracts
+  deployed at their canonical addresses; ``rollups.chain`` is the same client.
+
+Because the chain is shared, deploy your own Application with a unique salt, compare
+balances before and after rather than absolute values, and never assume block numbers.
+A failing test that used ``anvil`` gets the tail of anvil's log in its report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from devnet.anvil import Anvil
+from devnet.chain import Chain
+from devnet.contracts import Rollups, deploy_rollups
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def chain(anvil: Anvil) -> Iterator[Chain]:
+    client = Chain(anvil.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def rollups(chain: Chain) -> Rollups:
+    return deploy_rollups(chain, chain.accounts()[0])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    node = getattr(item, "funcargs", {}).get("anvil")
+    if report.failed and isinstance(node, Anvil):
+        report.sections.append(("anvil log (tail)", node.log_tail()))
+    return report
