@@ -25,7 +25,7 @@ from typing import Any
 from deml_protocol import inputs
 from deml_protocol.limits import MAX_INPUT_PAYLOAD
 
-from . import blobs, ledger
+from . import blobs, job_queries, jobs, ledger, rounds, scoring
 from .config import Config
 from .context import Context, Metadata, Output
 from .errors import InternalError, PayloadTooLarge, Rejected
@@ -58,6 +58,13 @@ def build_router() -> Router:
     router.add(inputs.BEGIN_BLOB, blobs.handle_begin_blob)
     router.add(inputs.PUT_CHUNK, blobs.handle_put_chunk)
     router.add(inputs.ABORT_BLOB, blobs.handle_abort_blob)
+    router.add(inputs.CREATE_JOB, jobs.handle_create_job)
+    router.add(inputs.CREATE_JOB_FROM_BALANCE, jobs.handle_create_job_from_balance)
+    router.add(inputs.COMMIT_SUBMISSION, rounds.handle_commit_submission)
+    router.add(inputs.REVEAL_HOLDOUT, rounds.handle_reveal_holdout)
+    router.add(inputs.REVEAL_SUBMISSION, rounds.handle_reveal_submission)
+    router.add(inputs.CLOSE_ROUND, rounds.handle_close_round)
+    router.add(inputs.EVALUATE, scoring.handle_evaluate)
     return router
 
 
@@ -66,6 +73,8 @@ def build_queries() -> dict[str, Query]:
         "balances": lambda state, rest: ledger.inspect_balances(state, _one(rest, "balances")),
         "blobs": lambda state, rest: blobs.inspect_blob(state, _one(rest, "blobs")),
         "uploads": lambda state, rest: blobs.inspect_uploads(state, _one(rest, "uploads")),
+        "jobs": job_queries.query_jobs,
+        "models": job_queries.query_models,
         "state": lambda state, rest: _state_summary(state, rest),
     }
 
@@ -83,9 +92,12 @@ class DApp:
     state: State = field(default_factory=State)
     router: Router = field(default_factory=build_router)
     queries: dict[str, Query] = field(default_factory=build_queries)
+    #: Compiled ONNX Runtime scorers by job graph (dapp.scoring); a cache, not state.
+    scorers: dict[str, Any] = field(default_factory=dict)
 
     def advance(self, meta: Metadata, payload: bytes) -> AdvanceResult:
-        ctx = Context(state=self.state.copy(), meta=meta, config=self.config, sender=meta.msg_sender)
+        ctx = Context(state=self.state.copy(), meta=meta, config=self.config,
+                      sender=meta.msg_sender, scorers=self.scorers)
         try:
             self._route(ctx, payload)
         except Rejected as exc:
@@ -121,7 +133,7 @@ class DApp:
             return
         call = Context(
             state=ctx.state.copy(), meta=ctx.meta, config=ctx.config,
-            sender=deposit.depositor, deposit=deposit,
+            sender=deposit.depositor, deposit=deposit, scorers=ctx.scorers,
         )
         try:
             self.router.dispatch(call, portal.exec_layer_data)

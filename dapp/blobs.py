@@ -14,17 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from eth_abi import encode
-
-from deml_protocol.cid import CidError, parse_cid, verify_content
+from deml_protocol import notices
+from deml_protocol.cid import CidError, compute_cid, parse_cid, verify_content
 
 from .config import BlobLimits
 from .context import Context
 from .errors import Rejected
 from .state import State
-
-BLOB_STORED_NOTICE = "BlobStored(string cid,uint64 size,address uploader)"
-
 
 class InvalidCid(Rejected):
     code = "invalid_cid"
@@ -168,7 +164,7 @@ def _complete(ctx: Context, upload: Upload) -> None:
     ctx.state.blobs[upload.cid] = Blob(upload.cid, len(data), upload.uploader,
                                        ctx.meta.input_index)
     ctx.state.blob_bytes[upload.cid] = data
-    ctx.notice(encode(["string", "uint64", "address"], [upload.cid, len(data), upload.uploader]))
+    ctx.notice(notices.BLOB_STORED.encode(upload.cid, len(data), upload.uploader))
 
 
 def _is_abandoned(upload: Upload, now_ts: int, ttl_s: int) -> bool:
@@ -221,3 +217,18 @@ def inspect_uploads(state: State, uploader: str) -> list[dict[str, Any]]:
     return [{"cid": u.cid, "size": u.size, "received": u.received,
              "last_activity_ts": u.last_activity_ts}
             for (who, _), u in sorted(state.uploads.items()) if who == uploader]
+
+
+def store_derived_blob(ctx: Context, data: bytes) -> str:
+    """Store bytes the DApp made itself (an aggregated model); returns the CID (v1).
+
+    Not charged to anyone's quota: its size is bounded by the job's graph, which passed the
+    model-size check when the job was posted.
+    """
+    cid = compute_cid(data)
+    if cid not in ctx.state.blobs:
+        uploader = ctx.meta.app_contract
+        ctx.state.blobs[cid] = Blob(cid, len(data), uploader, ctx.meta.input_index)
+        ctx.state.blob_bytes[cid] = data
+        ctx.notice(notices.BLOB_STORED.encode(cid, len(data), uploader))
+    return cid

@@ -72,6 +72,8 @@ class Context:
     #: Who is calling: ``msg_sender``, or the depositor for a call inside a deposit.
     sender: str
     deposit: Deposit | None = None
+    #: Compiled scorers by job graph CID (dapp.scoring): a cache, not state.
+    scorers: dict[str, Any] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
     reports: list[bytes] = field(default_factory=list)
 

@@ -79,12 +79,13 @@ def _average(base: ParsedModel, models: Sequence[ParsedModel],
 def serialize_with_weights(base: ParsedModel, weights: Mapping[str, FloatArray]) -> bytes:
     """``base``'s model with the given float32 initializer values, as little-endian raw data."""
     model = ModelProto()
-    model.CopyFrom(base.proto)
+    model.CopyFrom(base.graph)
     for tensor in model.graph.initializer:
         if tensor.name in weights:
             tensor.ClearField("float_data")
             tensor.raw_data = np.ascontiguousarray(weights[tensor.name], dtype="<f4").tobytes()
-    return model.SerializeToString(deterministic=True)
+    serialized: bytes = model.SerializeToString(deterministic=True)
+    return serialized
 
 
 def fedavg(base_model: bytes | ParsedModel, submissions: Sequence[bytes | ParsedModel],

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -117,7 +117,8 @@ def predicted_classes(probabilities: Probabilities) -> npt.NDArray[np.intp]:
         return (probabilities[:, 0] > 0.5).astype(np.intp)
     if probabilities.shape[1] == 2:
         return (probabilities[:, 1] > probabilities[:, 0]).astype(np.intp)
-    return np.argmax(probabilities, axis=1)
+    predicted: npt.NDArray[np.intp] = np.argmax(probabilities, axis=1)
+    return predicted
 
 
 def accuracy(probabilities: Probabilities, labels: Labels) -> MetricResult:
@@ -141,7 +142,8 @@ def _true_class_probability(probabilities: Probabilities, labels: Labels) -> Val
     totals = _column(probabilities, 0)
     for index in range(1, probabilities.shape[1]):
         totals += probabilities[:, index]
-    return np.divide(true_class, totals, out=np.zeros(rows), where=totals > 0)
+    normalised: Values = np.divide(true_class, totals, out=np.zeros(rows), where=totals > 0)
+    return normalised
 
 
 def log_loss(probabilities: Probabilities, labels: Labels) -> MetricResult:
@@ -155,25 +157,51 @@ def log_loss(probabilities: Probabilities, labels: Labels) -> MetricResult:
 def twice_mann_whitney(scores: npt.NDArray[np.floating], labels: Labels) -> tuple[int, int, int]:
     """(2U, positives, negatives): U counts (positive, negative) pairs ranked right, ties 1/2.
 
-    Rank-sum form: sorted ascending, a group of equal scores spanning positions
-    ``[start, end)`` shares the average rank ``(start + 1 + end) / 2``, so each positive
-    in it adds ``start + 1 + end`` to twice the rank sum, and ``2U = 2 * rank_sum -
-    P * (P + 1)``. Only the sorted values and per-group counts matter, never the order
-    inside a group, so an unstable (SIMD) sort gives the same integers on every platform.
+    ``scores`` must be >= 0 (probabilities). One sort of integer keys, ``bits(score) << 1 |
+    is_positive`` (the bits of a non-negative float order like the float; float32 keys fit
+    in 32 bits), puts the scores in order with, inside a tie, negatives first. A positive at
+    sorted index ``i`` then has ``i - (positives before it)`` negatives at or below it;
+    subtracting the negatives it merely ties gives those strictly below, so
+
+        2U = 2 * (sum of positive indices - P(P-1)/2) - sum over tie groups of pos * neg.
+
+    Sorting integers leaves exactly one possible result, so no sorting algorithm, SIMD
+    width or platform can change the integers.
     """
-    order = np.argsort(scores)
-    ranked = scores[order]
-    is_positive = (labels[order] == 1).astype(np.int64)
-    count = len(ranked)
-    is_group_start = np.empty(count, dtype=bool)
-    is_group_start[0] = True
-    np.not_equal(ranked[1:], ranked[:-1], out=is_group_start[1:])
-    starts = np.flatnonzero(is_group_start)
-    ends = np.append(starts[1:], count)
-    positives_per_group = np.add.reduceat(is_positive, starts)
-    twice_rank_sum = int(np.sum(positives_per_group * (starts + 1 + ends)))
-    positives = int(is_positive.sum())
-    return twice_rank_sum - positives * (positives + 1), positives, count - positives
+    unsigned: type[np.unsignedinteger[Any]]
+    if scores.dtype == np.float32:
+        values, unsigned = scores + np.float32(0.0), np.uint32  # -0.0 becomes +0.0
+    else:
+        values, unsigned = np.asarray(scores, dtype=np.float64) + 0.0, np.uint64
+    if values.size and not values.min() >= 0.0:
+        raise ValueError("twice_mann_whitney needs non-negative, non-NaN scores")
+    bits: npt.NDArray[np.unsignedinteger[Any]] = values.view(unsigned)
+    keys = np.sort((bits << unsigned(1)) | (labels == 1))
+    sorted_positive = (keys & unsigned(1)).astype(bool)
+    positives = int(np.count_nonzero(sorted_positive))
+    twice_u = 2 * int(np.flatnonzero(sorted_positive).sum()) - positives * (positives - 1)
+    twice_u -= _tied_pairs(keys >> unsigned(1), sorted_positive)
+    return twice_u, positives, len(keys) - positives
+
+
+def _tied_pairs(sorted_values: npt.NDArray[np.unsignedinteger[Any]],
+                sorted_positive: npt.NDArray[np.bool_]) -> int:
+    """Sum over groups of equal scores of (positives x negatives) in the group.
+
+    Only members of groups of two or more can contribute; they are few, so the group
+    arithmetic runs on them alone.
+    """
+    is_tied = sorted_values[1:] == sorted_values[:-1]
+    if not is_tied.any():
+        return 0
+    in_group = np.zeros(len(sorted_values), dtype=bool)
+    in_group[1:] = is_tied
+    in_group[:-1] |= is_tied
+    values, is_positive = sorted_values[in_group], sorted_positive[in_group]
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    sizes = np.diff(np.append(starts, len(values)))
+    positives = np.add.reduceat(is_positive.astype(np.int64), starts)
+    return int(np.sum(positives * (sizes - positives)))
 
 
 def roc_auc(probabilities: Probabilities, labels: Labels) -> MetricResult:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -68,7 +68,8 @@ _DEFAULT_DOMAINS: Final = frozenset({"", "ai.onnx"})
 _OPSETS: Final = range(13, 22)       # ONNX Runtime 1.21 implements all of these
 _IR_VERSIONS: Final = range(7, 11)   # IR 7 (opset 13) .. IR 10 (onnx 1.17's newest)
 _WEIGHT_TYPE: Final = TensorProto.FLOAT
-_DTYPES: Final = {TensorProto.FLOAT: np.dtype("<f4"), TensorProto.INT64: np.dtype("<i8")}
+_DTYPES: Final[dict[int, np.dtype[Any]]] = {
+    TensorProto.FLOAT: np.dtype("<f4"), TensorProto.INT64: np.dtype("<i8")}
 _SCALAR_ATTRIBUTES: Final = frozenset({
     AttributeProto.FLOAT, AttributeProto.INT, AttributeProto.STRING,
     AttributeProto.FLOATS, AttributeProto.INTS, AttributeProto.STRINGS,
@@ -122,13 +123,16 @@ FloatArray = npt.NDArray[np.float32]
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ParsedModel:
-    """A decoded, validated model. ``proto`` is shared, never mutated; arrays are read-only.
+    """A decoded, validated model. Protos are shared, never mutated; arrays are read-only.
 
     ``weights`` are the float32 initializers (what training changes), ``constants`` the
     int64 ones (shapes for ``Reshape``: graph structure, never averaged or changed).
+    ``graph`` is the validated structure the weights fit: the model's own ``proto`` from
+    :func:`parse_model`, the *job's* from :func:`check_same_graph`.
     """
 
     proto: ModelProto
+    graph: ModelProto
     input_name: str
     n_features: int
     output_name: str
@@ -156,6 +160,8 @@ def _decode(model_bytes: bytes, max_bytes: int) -> ModelProto:
 
 def _check_model_features(proto: ModelProto) -> None:
     """Reject everything outside the plain single-graph, default-domain subset of ONNX."""
+    for index, node in enumerate(proto.graph.node):
+        _check_node(index, node)
     if proto.ir_version not in _IR_VERSIONS:
         raise ModelFeatureNotAllowed(f"IR version {proto.ir_version}; accepted "
                                      f"{_IR_VERSIONS.start}..{_IR_VERSIONS.stop - 1}")
@@ -167,8 +173,6 @@ def _check_model_features(proto: ModelProto) -> None:
         raise ModelFeatureNotAllowed("model-local functions and training info are not accepted")
     if proto.graph.sparse_initializer:
         raise ModelFeatureNotAllowed("sparse initializers are not accepted; use dense ones")
-    for index, node in enumerate(proto.graph.node):
-        _check_node(index, node)
 
 
 def _check_node(index: int, node: NodeProto) -> None:
@@ -272,7 +276,7 @@ def parse_model(model_bytes: bytes, *, max_bytes: int = MAX_MODEL_BYTES) -> Pars
     _check_model_features(proto)
     input_name, n_features, output_name = _check_io(proto)
     weights, constants = _read_initializers(proto)
-    return ParsedModel(proto, input_name, n_features, output_name, weights, constants)
+    return ParsedModel(proto, proto, input_name, n_features, output_name, weights, constants)
 
 
 def _describe_node(index: int, node: NodeProto) -> str:
@@ -319,6 +323,18 @@ def _graph_difference(job: ModelProto, sub: ModelProto) -> str | None:
     return _nodes_difference(job.graph, sub.graph)
 
 
+def _array_like(tensor: TensorProto, want: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    """:func:`_tensor_array` for a tensor whose dtype and dims already match ``want``."""
+    if tensor.HasField("raw_data") and not (
+            tensor.external_data or tensor.data_location or tensor.HasField("segment")):
+        raw = tensor.raw_data
+        if len(raw) != want.nbytes:
+            raise ModelUnparseable(f"initializer {tensor.name!r}: {len(raw)} bytes of data "
+                                   f"for {want.size} elements of {want.dtype}")
+        return np.frombuffer(raw, dtype=want.dtype).reshape(want.shape)
+    return _tensor_array(tensor)
+
+
 def _read_like(job: ParsedModel, proto: ModelProto) -> dict[str, FloatArray]:
     """The submission's weights, each with the job's name, dtype and shape (any order).
 
@@ -336,7 +352,7 @@ def _read_like(job: ParsedModel, proto: ModelProto) -> dict[str, FloatArray]:
             raise InitializerMismatch(
                 f"initializer {tensor.name!r} is ONNX dtype {tensor.data_type} shape "
                 f"{list(tensor.dims)}; the job's is {want.dtype} {list(want.shape)}")
-        seen[tensor.name] = _tensor_array(tensor)
+        seen[tensor.name] = _array_like(tensor, want)
     if len(seen) != len(expected):
         raise InitializerMismatch(f"initializers missing: {sorted(expected.keys() - seen)}")
     for name, constant in job.constants.items():
@@ -357,16 +373,21 @@ def check_same_graph(job: ParsedModel, submitted: bytes | ModelProto, *,
     passes every rule of :func:`parse_model` by construction, so none is re-run here.
     """
     proto = submitted if isinstance(submitted, ModelProto) else _decode(submitted, max_bytes)
-    difference = _graph_difference(job.proto, proto)
+    difference = _graph_difference(job.graph, proto)
     if difference is not None:
         raise GraphMismatch(f"{difference}; only initializer values may differ from the job's")
     weights = _read_like(job, proto)
-    return ParsedModel(proto, job.input_name, job.n_features, job.output_name, weights,
-                       job.constants)
+    return ParsedModel(proto, job.graph, job.input_name, job.n_features, job.output_name,
+                       weights, job.constants)
 
 
 def check_weights_match(job: ParsedModel, model: ParsedModel) -> None:
-    """Cheap guard for callers handed a ``ParsedModel``: same weight names, shapes, dtypes."""
+    """Cheap guard for callers handed a ``ParsedModel``: same weight names, shapes, dtypes.
+
+    Free when ``model`` came from ``check_same_graph(job, ...)`` (it shares ``job.graph``).
+    """
+    if model.graph is job.graph:
+        return
     if job.input_name != model.input_name or job.output_name != model.output_name:
         raise GraphMismatch("model input/output names differ from the job's graph")
     if list(job.weights) != list(model.weights):

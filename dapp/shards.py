@@ -13,10 +13,11 @@ import io
 import math
 import zipfile
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib import format as npy_format
 
 from .errors import Rejected
 from .metrics import Metric
@@ -40,6 +41,8 @@ MAX_SHARD_ROWS: Final = 1_000_000
 MAX_LABEL: Final = 1_000_000
 
 _MEMBERS: Final = ("X.npy", "y.npy")
+
+AnyArray = npt.NDArray[Any]
 
 
 class ShardTooLarge(Rejected):
@@ -80,19 +83,20 @@ def _check_members(archive: zipfile.ZipFile) -> None:
                             f"{MAX_SHARD_ARRAY_BYTES} accepted")
     for info in infos:
         with archive.open(info) as member:
-            version = np.lib.format.read_magic(member)
+            version = npy_format.read_magic(member)  # type: ignore[no-untyped-call]
             if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                header = npy_format.read_array_header_1_0(member)  # type: ignore[no-untyped-call]
             elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                header = npy_format.read_array_header_2_0(member)  # type: ignore[no-untyped-call]
             else:
                 raise ShardInvalid(f"{info.filename}: .npy format {version}; accepted 1.0, 2.0")
+        shape, _, dtype = header
         if dtype.hasobject or math.prod(shape) * dtype.itemsize > info.file_size:
             raise ShardInvalid(f"{info.filename}: header declares {shape} of {dtype}, more "
                                "than the member holds, or objects; accepted: numeric arrays")
 
 
-def _read_arrays(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _read_arrays(data: bytes) -> tuple[AnyArray, AnyArray]:
     """Decode X and y; every NumPy/zip failure becomes ``shard_invalid``."""
     try:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
@@ -105,7 +109,7 @@ def _read_arrays(data: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise ShardInvalid(f"not a readable .npz of numeric arrays X and y ({exc})") from exc
 
 
-def _check_features(X: np.ndarray) -> npt.NDArray[np.float32]:
+def _check_features(X: AnyArray) -> npt.NDArray[np.float32]:
     if X.dtype != np.float32 or X.ndim != 2:
         raise ShardInvalid(f"X is {X.dtype} with shape {X.shape}; accepted: float32 [rows, d]")
     rows, features = X.shape
@@ -117,7 +121,7 @@ def _check_features(X: np.ndarray) -> npt.NDArray[np.float32]:
     return np.ascontiguousarray(X)
 
 
-def _check_labels(y: np.ndarray, metric: Metric) -> npt.NDArray[np.int64]:
+def _check_labels(y: AnyArray, metric: Metric) -> npt.NDArray[np.int64]:
     if y.dtype.kind not in "iu":
         raise ShardInvalid(f"y is {y.dtype}; {metric} needs integer class labels")
     labels = y.astype(np.int64)
@@ -130,7 +134,7 @@ def _check_labels(y: np.ndarray, metric: Metric) -> npt.NDArray[np.int64]:
     return labels
 
 
-def _check_targets(y: np.ndarray, metric: Metric) -> npt.NDArray[np.float64]:
+def _check_targets(y: AnyArray, metric: Metric) -> npt.NDArray[np.float64]:
     if y.dtype.kind not in "iuf":
         raise ShardInvalid(f"y is {y.dtype}; {metric} needs real-valued targets")
     targets = y.astype(np.float64)

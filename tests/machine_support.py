@@ -24,6 +24,8 @@ class Driver:
     input_index: int = 0
     timestamp: int = 1_700_000_000
     results: list[Result] = field(default_factory=list)
+    #: Every advance sent, to replay into a fresh process.
+    log: list[tuple[dict[str, Any], bytes]] = field(default_factory=list)
 
     def send(self, sender: str, payload: bytes, *, advance_time: int = 12) -> Result:
         self.timestamp += advance_time
@@ -33,6 +35,7 @@ class Driver:
             "prev_randao": "0x" + "00" * 32, "input_index": self.input_index,
         }
         self.input_index += 1
+        self.log.append((meta, payload))
         result = self.machine.advance(meta, payload)
         self.results.append(result)
         return result

@@ -10,6 +10,7 @@ from eth_abi import decode
 
 from deml_protocol import inputs
 from deml_protocol.cid import compute_cid
+from deml_protocol.notices import decode_notice
 from deml_protocol.uploads import CHUNK_BYTES, upload_inputs
 from devnet.host_machine import HostMachine
 from tests.machine_support import ALICE, BOB, Driver, error_of
@@ -48,9 +49,9 @@ def test_chunked_upload_stores_the_blob_under_its_cid(dapp: Driver, version: int
     last = dapp.send(ALICE, payloads[-1])
     assert cid == compute_cid(data, version=version)
     (notice,) = last.outputs
-    stored_cid, size, uploader = decode(["string", "uint64", "address"],
-                                        decode(["bytes"], notice.raw[4:])[0])
-    assert (stored_cid, size, uploader.lower()) == (cid, len(data), ALICE)
+    name, fields = decode_notice(decode(["bytes"], notice.raw[4:])[0])
+    assert name == "BlobStored"
+    assert fields == {"cid": cid, "size": len(data), "uploader": ALICE}
     assert dapp.query(f"blobs/{cid}") == {"cid": cid, "status": "stored", "size": len(data),
                                           "uploader": ALICE, "input_index": len(payloads) - 1}
 

@@ -23,7 +23,7 @@ import ``dapp``; the DApp has its own reader (``dapp.onnx_checks``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -85,7 +85,8 @@ def _model(nodes: list[onnx.NodeProto], inits: list[TensorProto], n_features: in
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name=_PRODUCER, ir_version=IR_VERSION)
     onnx.checker.check_model(model)
-    return model.SerializeToString(deterministic=True)
+    serialized: bytes = model.SerializeToString(deterministic=True)
+    return serialized
 
 
 def linear_regression(coef: ArrayLike, intercept: ArrayLike = 0.0) -> bytes:
@@ -126,7 +127,7 @@ def _init_layers(layer_sizes: Sequence[int],
                  seed: int | None) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
     """He-uniform weights (suits Relu), zero biases; seeded so a job's model is reproducible."""
     rng = np.random.default_rng(seed)
-    layers = []
+    layers: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
     for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
         limit = np.sqrt(6.0 / fan_in)
         weight = rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(np.float32)
@@ -164,7 +165,7 @@ def mlp(layer_sizes: Sequence[int], *, seed: int | None = 0, head: Head = "softm
     return _model(nodes, inits, sizes[0], (out_name, sizes[-1]))
 
 
-def get_weights(model_bytes: bytes) -> dict[str, np.ndarray]:
+def get_weights(model_bytes: bytes) -> dict[str, npt.NDArray[Any]]:
     """Every initializer as a fresh (writable) array, in graph order."""
     model = onnx.load_from_string(model_bytes)
     return {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer}
@@ -190,6 +191,6 @@ def with_weights(model_bytes: bytes, weights: Mapping[str, ArrayLike]) -> bytes:
             raise ValueError(f"{name}: expected shape {tuple(tensor.dims)}, got {array.shape}")
         fresh = numpy_helper.from_array(np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")),
                                         name)
-        tensor.ClearField("raw_data")
         tensor.CopyFrom(fresh)
-    return model.SerializeToString(deterministic=True)
+    serialized: bytes = model.SerializeToString(deterministic=True)
+    return serialized

@@ -1,0 +1,299 @@
+"""Jobs and rounds on the real DApp process behind the guest API server (fast, no chain).
+
+The same scenario runs on the real devnet in ``test_marketplace_devnet.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from eth_abi import decode
+
+from deml_protocol import inputs
+from deml_protocol.cid import compute_cid
+from deml_protocol.commitments import holdout_commitment, submission_commitment
+from deml_protocol.notices import decode_notice
+from deml_console.datasets import shard_bytes
+from deml_console.model_zoo import logistic_regression, mlp, with_weights
+from devnet.guest_server import Result
+from devnet.host_machine import HostMachine
+from tests.job_support import WINDOW, Market, salt_for, upload
+from tests.machine_support import ALICE, BOB, Driver, error_of
+
+CAROL, DAVE, ERIN = "0x" + "c0" * 20, "0x" + "d0" * 20, "0x" + "e0" * 20
+ETH = 10**18
+
+
+@pytest.fixture
+def market() -> Iterator[Market]:
+    with HostMachine() as machine:
+        yield Market(Driver(machine), sponsor=ALICE, clients=[BOB, CAROL, DAVE, ERIN])
+
+
+def vouchers(result: Result) -> list[tuple[str, int]]:
+    found = []
+    for output in result.outputs:
+        if output.raw[:4] == bytes.fromhex("237a816f"):
+            destination, value, _ = decode(["address", "uint256", "bytes"], output.raw[4:])
+            found.append((destination.lower(), value))
+    return found
+
+
+def notice(result: Result, name: str) -> dict[str, Any]:
+    for output in result.outputs:
+        if output.raw[:4] == bytes.fromhex("c258d6e5"):
+            found, fields = decode_notice(decode(["bytes"], output.raw[4:])[0])
+            if found == name:
+                return fields
+    raise AssertionError(f"no {name} notice in {result}")
+
+
+def wait(market: Market, seconds: int) -> None:
+    """Let block time pass (an input that changes nothing: an unknown call, rejected)."""
+    market.net.send(ERIN, b"\x00\x00\x00\x00", advance_time=seconds)
+
+
+def play_round(market: Market, round_index: int, models: list[bytes]) -> Result:
+    for client, model in zip(market.clients, models, strict=True):
+        assert market.commit(client, model, round_index).status == "accepted"
+    wait(market, WINDOW)
+    assert market.reveal_holdout(round_index).status == "accepted"
+    for client, model in zip(market.clients, models, strict=True):
+        revealed = market.reveal(client, model, round_index)
+        assert revealed.status == "accepted", revealed.reports
+    wait(market, 2 * WINDOW)
+    closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, round_index))
+    assert closed.status == "accepted", closed.reports
+    return closed
+
+
+def test_two_rounds_pay_the_honest_and_not_the_copier(market: Market) -> None:
+    escrow = 3 * ETH + 1
+    market.post(escrow, metric="log_loss")
+    net, paid = market.net, []
+    global_model = market.initial_model
+    baselines = []
+    for round_index in (0, 1):
+        models = [market.train(i, global_model) for i in range(3)] + [global_model]
+        closed = play_round(market, round_index, models)
+        result = notice(closed, "RoundClosed")
+        baselines.append(result["baseline"])
+        assert [c.lower() for c in result["paid"]] == [BOB, CAROL, DAVE]
+        assert list(result["accepted"]) == [True, True, True, False]  # ERIN copied the global model
+        assert all(amount > 0 for amount in result["amounts"])
+        paid += vouchers(closed)
+        new_cid = result["newModelCid"]
+        assert net.query(f"models/{market.job_id}/latest")["cid"] == new_cid
+        global_model = _stored_model(market, new_cid, models[:3])
+    final = net.query(f"jobs/{market.job_id}/rounds/1")
+    assert final["baseline"] > baselines[0]  # the aggregated model scores better
+    assert all(dest != ERIN for dest, _ in paid)
+    assert sum(value for _, value in paid) == escrow  # payouts + refund == escrow, exactly
+    job = net.query(f"jobs/{market.job_id}")
+    assert job["status"] == "finished"
+    assert int(job["paid"]) + int(job["refunded"]) == escrow
+
+
+def _stored_model(market: Market, cid: str, models: list[bytes]) -> bytes:
+    """FedAvg recomputed by the client (equal weights, float64 mean, cast back)."""
+    from deml_console.model_zoo import get_weights
+
+    weights = [get_weights(m) for m in models]
+    mean = {name: np.mean([w[name].astype(np.float64) for w in weights], axis=0)
+            for name in weights[0]}
+    rebuilt = with_weights(models[0], mean)
+    assert compute_cid(rebuilt) == cid, "the DApp's aggregate differs from a client's FedAvg"
+    return rebuilt
+
+
+@pytest.fixture
+def open_round(market: Market) -> Market:
+    """A job with commit bond 10, BOB committed in round 0, still inside the commit window."""
+    net = market.net
+    net.deposit_ether(BOB, ETH)
+    market.post(ETH, commitBond=10)
+    market.bob_model = market.train(0, market.initial_model)  # type: ignore[attr-defined]
+    assert market.commit(BOB, market.bob_model, 0).status == "accepted"  # type: ignore[attr-defined]
+    return market
+
+
+def assert_rejected(market: Market, sender: str, payload: bytes, code: str, *,
+                    advance_time: int = 12) -> None:
+    net = market.net
+    before = net.digest()
+    result = net.send(sender, payload, advance_time=advance_time)
+    assert error_of(result) == code
+    assert net.digest() == before
+
+
+def test_commit_and_reveal_rules(open_round: Market) -> None:
+    m, job = open_round, open_round.job_id
+    model = m.bob_model  # type: ignore[attr-defined]
+    cid = upload(m.net, BOB, model)
+    reveal = inputs.REVEAL_SUBMISSION.encode(job, 0, cid, salt_for(BOB))
+    commit = inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x01" * 32)
+    assert_rejected(m, BOB, commit, "already_committed")
+    assert_rejected(m, BOB, reveal, "window_not_open")  # still in the commit window
+    assert_rejected(m, ALICE, inputs.REVEAL_HOLDOUT.encode(job, 0, m.holdout(0)[1],
+                                                          salt_for("holdout0")), "window_not_open")
+    assert_rejected(m, BOB, inputs.CLOSE_ROUND.encode(job, 0), "round_not_over")
+    wait(m, WINDOW)
+    assert_rejected(m, CAROL, inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x02" * 32),
+                    "window_closed")
+    assert_rejected(m, BOB, reveal, "holdout_pending")
+    data, data_cid = m.holdout(0)
+    upload(m.net, ALICE, data)
+    assert_rejected(m, BOB, inputs.REVEAL_HOLDOUT.encode(job, 0, data_cid, salt_for("holdout0")),
+                    "not_sponsor")
+    wrong = shard_bytes(*m.federation.holdouts[1])
+    upload(m.net, ALICE, wrong)
+    assert_rejected(m, ALICE, inputs.REVEAL_HOLDOUT.encode(job, 0, compute_cid(wrong),
+                                                          salt_for("holdout0")), "holdout_mismatch")
+    assert m.reveal_holdout(0).status == "accepted"
+    assert_rejected(m, CAROL, reveal, "no_commitment")
+    assert_rejected(m, BOB, inputs.REVEAL_SUBMISSION.encode(job, 0, cid, salt_for("wrong")),
+                    "commitment_mismatch")
+    assert m.net.query(f"balances/{BOB}")["ether"] == str(ETH - 10)  # the bond is held
+    assert m.net.send(BOB, reveal).status == "accepted"
+    assert m.net.query(f"balances/{BOB}")["ether"] == str(ETH)  # and returned on reveal
+    assert_rejected(m, BOB, reveal, "already_revealed")
+    wait(m, 2 * WINDOW)
+    assert_rejected(m, BOB, reveal, "window_closed")
+    assert m.net.send(CAROL, inputs.CLOSE_ROUND.encode(job, 0)).status == "accepted"
+    assert_rejected(m, CAROL, inputs.CLOSE_ROUND.encode(job, 0), "round_closed")
+
+
+def _reveal_bad_model(m: Market, bad: bytes, code: str) -> None:
+    job = m.job_id
+    m.net.deposit_ether(CAROL, ETH)
+    cid = upload(m.net, CAROL, bad)
+    commitment = submission_commitment(cid, salt_for(CAROL), CAROL, job, 0)
+    assert m.net.send(CAROL, inputs.COMMIT_SUBMISSION.encode(job, 0, commitment)).status == (
+        "accepted")
+    wait(m, WINDOW)
+    m.reveal_holdout(0)
+    assert_rejected(m, CAROL, inputs.REVEAL_SUBMISSION.encode(job, 0, cid, salt_for(CAROL)), code)
+
+
+@pytest.mark.parametrize(("bad_model", "code"), [
+    (lambda: mlp([30, 4, 2], seed=1), "graph_mismatch"),
+    (lambda: logistic_regression(np.full(30, np.nan)), "non_finite_weights"),
+    (lambda: _extra_node(), "graph_mismatch"),
+    (lambda: _float64_weights(), "initializer_mismatch"),
+], ids=["other-graph", "nan-weights", "extra-node", "wrong-dtype"])
+def test_bad_models_are_rejected_at_reveal(open_round: Market, bad_model: Any,
+                                          code: str) -> None:
+    _reveal_bad_model(open_round, bad_model(), code)
+
+
+def _extra_node() -> bytes:
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(logistic_regression(np.zeros(30)))
+    model.graph.node.append(helper.make_node("Identity", ["probabilities"], ["copy"]))
+    model.graph.output.append(helper.make_tensor_value_info("copy", onnx.TensorProto.FLOAT,
+                                                            ["N", 1]))
+    return model.SerializeToString(deterministic=True)
+
+
+def _float64_weights() -> bytes:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(logistic_regression(np.zeros(30)))
+    for i, tensor in enumerate(model.graph.initializer):
+        array = numpy_helper.to_array(tensor).astype(np.float64)
+        model.graph.initializer[i].CopyFrom(numpy_helper.from_array(array, tensor.name))
+    return model.SerializeToString(deterministic=True)
+
+
+def test_unrevealed_shard_pays_passing_models_equally(market: Market) -> None:
+    escrow = 1000
+    market.post(escrow, commitBond=0)
+    models = [market.train(i, market.initial_model) for i in range(3)] + [market.initial_model]
+    for client, model in zip(market.clients, models, strict=True):
+        market.commit(client, model, 0)
+    wait(market, 2 * WINDOW)  # the sponsor lets the holdout window pass
+    for client, model in zip(market.clients[:2] + market.clients[3:], models[:2] + models[3:],
+                             strict=True):
+        assert market.reveal(client, model, 0).status == "accepted"
+    wait(market, WINDOW)
+    closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 0))
+    result = notice(closed, "RoundClosed")
+    assert result["holdoutRevealed"] is False
+    assert [c.lower() for c in result["paid"]] == [BOB, CAROL]  # DAVE never revealed
+    assert list(result["amounts"]) == [250, 250]  # round budget 500, equal split
+    assert vouchers(closed) == [(BOB, 250), (CAROL, 250)]
+
+
+def test_forfeited_bonds_join_the_round_budget(market: Market) -> None:
+    for client in market.clients:
+        market.net.deposit_ether(client, 100)
+    market.post(1000, commitBond=40)
+    trained = market.train(0, market.initial_model)
+    market.commit(BOB, trained, 0)
+    market.commit(CAROL, market.train(1, market.initial_model), 0)  # never revealed
+    wait(market, WINDOW)
+    market.reveal_holdout(0)
+    market.reveal(BOB, trained, 0)
+    wait(market, 2 * WINDOW)
+    closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 0))
+    assert vouchers(closed) == [(BOB, 500 + 40)]
+    assert market.net.query(f"balances/{CAROL}")["ether"] == "60"
+
+
+def test_job_spec_is_checked_at_posting(market: Market) -> None:
+    net = market.net
+    upload(net, ALICE, market.initial_model)
+    spec = market.job_spec()
+    cases = [
+        (dict(metric="f1"), "invalid_job_spec"),
+        (dict(holdoutCommitments=[]), "invalid_job_spec"),
+        (dict(commitSeconds=0), "invalid_job_spec"),
+        (dict(holdoutCommitments=[b"\x01" * 32] * 2), "invalid_job_spec"),
+        (dict(modelCid=compute_cid(b"not stored")), "blob_not_found"),
+        (dict(modelCid=upload(net, ALICE, mlp([30, 256, 256, 2])), holdoutRows=100_000),
+         "work_budget_exceeded"),
+        (dict(modelCid=upload(net, ALICE, b"not a model")), "model_unparseable"),
+    ]
+    for overrides, code in cases:
+        result = net.deposit_ether(ALICE, ETH, inputs.CREATE_JOB.encode(**(spec | overrides)))
+        assert code in result.reports[-1].decode(), (overrides, result.reports)
+    assert net.query("jobs") == []
+    assert net.query(f"balances/{ALICE}")["ether"] == str(len(cases) * ETH)  # money kept
+    assert error_of(net.send(ALICE, inputs.CREATE_JOB.encode(**spec))) == "deposit_required"
+    from_balance = inputs.CREATE_JOB_FROM_BALANCE.encode("0x" + "00" * 20, 2 * ETH, **spec)
+    assert net.send(ALICE, from_balance).status == "accepted"
+    assert net.query("jobs")[0]["escrow"] == str(2 * ETH)
+    too_much = inputs.CREATE_JOB_FROM_BALANCE.encode("0x" + "00" * 20, 100 * ETH, **spec)
+    assert error_of(net.send(ALICE, too_much)) == "insufficient_balance"
+
+
+def test_evaluate_any_model_on_any_shard(market: Market) -> None:
+    net = market.net
+    data, data_cid = market.holdout(0)
+    upload(net, BOB, data)
+    model = market.train(0, market.initial_model)
+    model_cid = upload(net, BOB, model)
+    result = net.send(CAROL, inputs.EVALUATE.encode(model_cid, data_cid, "accuracy"))
+    fields = notice(result, "Evaluation")
+    assert fields["modelCid"] == model_cid and fields["rows"] == 80
+    assert 900_000 < fields["score"] <= 1_000_000
+
+
+def test_replay_gives_identical_outputs(market: Market) -> None:
+    market.post(ETH, metric="roc_auc")
+    play_round(market, 0, [market.train(i, market.initial_model) for i in range(3)]
+               + [market.initial_model])
+    original = market.net
+    with HostMachine() as machine:
+        replay = Driver(machine)
+        results = [machine.advance(meta, payload) for meta, payload in original.log]
+        replay_digest = replay.digest()
+    assert [(r.status, r.outputs, r.reports) for r in results] == [
+        (r.status, r.outputs, r.reports) for r in original.results]
+    assert replay_digest == original.digest()
