@@ -11,6 +11,7 @@ import requests
 
 from devnet.chain import Chain
 from devnet.contracts import Rollups
+from devnet.guest_server import Output, Result
 from devnet.stack import Devnet
 
 
@@ -86,3 +87,44 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+class DevnetTransport:
+    """The job scenario's transport on the real stack: inputs go through the InputBox and the
+    portals; results are read back over JSON-RPC, as any client of a node would."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def _result(self, input_index: int) -> Result:
+        c = self.client
+        c.wait_processed(input_index + 1)
+        row = c.rpc("cartesi_getInput", application=c.app, input_index=hex(input_index))["data"]
+        outputs = c.rpc("cartesi_listOutputs", application=c.app, input_index=hex(input_index),
+                        limit=1000)["data"]
+        reports = c.rpc("cartesi_listReports", application=c.app, input_index=hex(input_index),
+                        limit=1000)["data"]
+        return Result(status=row["status"].lower(),
+                      outputs=[Output(int(o["index"], 16), bytes.fromhex(o["raw_data"][2:]))
+                               for o in outputs],
+                      reports=[bytes.fromhex(r["raw_data"][2:]) for r in reports])
+
+    def send(self, sender: str, payload: bytes, *, advance_time: int = 12) -> Result:
+        if advance_time > 12:
+            self.client.chain.increase_time(advance_time)
+        added = self.client.rollups.add_input(self.client.app, payload, sender=sender)
+        return self._result(added.index)
+
+    def deposit_ether(self, depositor: str, amount: int, call: bytes = b"") -> Result:
+        added = self.client.rollups.deposit_ether(self.client.app, value_wei=amount,
+                                                  exec_layer_data=call, sender=depositor)
+        return self._result(added.index)
+
+    def deposit_erc20(self, token: str, depositor: str, amount: int,
+                      call: bytes = b"") -> Result:
+        added = self.client.rollups.deposit_erc20(token, self.client.app, amount=amount,
+                                                  exec_layer_data=call, sender=depositor)
+        return self._result(added.index)
+
+    def query(self, path: str) -> Any:
+        return self.client.inspect(path)

@@ -22,6 +22,8 @@ WINDOW = 600  # seconds, each of commit / holdout / reveal
 class Transport(Protocol):
     def send(self, sender: str, payload: bytes, *, advance_time: int = 12) -> Any: ...
     def deposit_ether(self, depositor: str, amount: int, call: bytes = b"") -> Any: ...
+    def deposit_erc20(self, token: str, depositor: str, amount: int,
+                      call: bytes = b"") -> Any: ...
     def query(self, path: str) -> Any: ...
 
 
@@ -61,15 +63,15 @@ class Market:
                 "minGain": 1, "maxSubmissions": 8, "commitBond": 0}
         return spec | overrides
 
-    def post(self, reward: int, **overrides: Any) -> Any:
+    def post(self, reward: int, *, token: str | None = None, **overrides: Any) -> Any:
         upload(self.net, self.sponsor, self.initial_model)
         call = inputs.CREATE_JOB.encode(**self.job_spec(**overrides))
-        result = self.net.deposit_ether(self.sponsor, reward, call)
+        if token is None:
+            result = self.net.deposit_ether(self.sponsor, reward, call)
+        else:
+            result = self.net.deposit_erc20(token, self.sponsor, reward, call)
         self.job_id = max(job["id"] for job in self.net.query("jobs"))
         return result
-
-    def global_model(self) -> bytes:
-        return self.initial_model if not hasattr(self, "_global") else self._global
 
     def commit(self, client: str, model: bytes, round_index: int) -> Any:
         cid = compute_cid(model)

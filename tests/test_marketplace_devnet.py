@@ -1,0 +1,85 @@
+"""The marketplace end to end on the real stack: an ERC-20 reward escrowed through the
+ERC20Portal, 2 rounds on scikit-learn's breast-cancer data, 3 honest clients and a copier,
+every payout voucher executed on chain by the Application contract."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from deml_protocol import inputs
+from devnet.contracts import balance_of
+from devnet.stack import Devnet, DevnetConfig
+from tests.devnet_support import Client, DevnetTransport
+from tests.job_support import WINDOW, Market
+from tests.test_jobs import _stored_model, notice
+
+pytestmark = pytest.mark.devnet
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    state = tmp_path_factory.mktemp("market")
+    with Devnet(DevnetConfig(state_dir=state, port=0, epoch_length=20)) as stack:
+        yield Client(stack)
+
+
+def test_two_round_job_on_chain(client: Client) -> None:
+    token = client.info["reward_token"]
+    sponsor, *clients = client.accounts[5:10]
+    market = Market(DevnetTransport(client), sponsor=sponsor, clients=clients)
+    escrow = 9_000 * 10**18 + 7
+    app_tokens_before = balance_of(client.chain, token, client.app)
+    market.post(escrow, token=token, metric="log_loss")
+    assert balance_of(client.chain, token, client.app) - app_tokens_before == escrow
+
+    global_model, closes, baselines = market.initial_model, [], []
+    for round_index in (0, 1):
+        models = [market.train(i, global_model) for i in range(3)] + [global_model]
+        for c, model in zip(market.clients, models, strict=True):
+            assert market.commit(c, model, round_index).status == "accepted"
+        market.net.send(sponsor, b"\0\0\0\0", advance_time=WINDOW)
+        assert market.reveal_holdout(round_index).status == "accepted"
+        for c, model in zip(market.clients, models, strict=True):
+            assert market.reveal(c, model, round_index).status == "accepted"
+        market.net.send(sponsor, b"\0\0\0\0", advance_time=2 * WINDOW)
+        closed = market.net.send(clients[0], inputs.CLOSE_ROUND.encode(market.job_id, round_index))
+        result = notice(closed, "RoundClosed")
+        assert list(result["accepted"]) == [True, True, True, False]
+        baselines.append(result["baseline"])
+        closes.append(closed)
+        global_model = _stored_model(market, result["newModelCid"], models[:3])
+    assert baselines[1] > baselines[0]
+
+    client.close_epoch()
+    before = {who: balance_of(client.chain, token, who) for who in [sponsor, *clients]}
+    for closed in closes:
+        for output in closed.outputs:
+            if output.raw[:4] == bytes.fromhex("237a816f"):
+                client.execute(output.index)
+    received = {who: balance_of(client.chain, token, who) - before[who] for who in before}
+    expected: dict[str, int] = {who: 0 for who in before}
+    for closed in closes:
+        for recipient, amount in _transfers(closed):
+            expected[recipient] += amount
+    assert received == expected
+    assert received[clients[3]] == 0  # the copier
+    assert all(received[c] > 0 for c in clients[:3])
+    assert sum(received.values()) == escrow  # payouts + refund == escrow, to the base unit
+    assert balance_of(client.chain, token, client.app) == app_tokens_before
+    assert market.net.query(f"jobs/{market.job_id}")["status"] == "finished"
+
+
+def _transfers(closed: object) -> list[tuple[str, int]]:
+    """(recipient, amount) of each ERC-20 transfer voucher, decoded from its payload."""
+    from eth_abi import decode
+
+    found = []
+    for output in closed.outputs:  # type: ignore[attr-defined]
+        if output.raw[:4] != bytes.fromhex("237a816f"):
+            continue
+        _, _, payload = decode(["address", "uint256", "bytes"], output.raw[4:])
+        recipient, amount = decode(["address", "uint256"], payload[4:])
+        found.append((recipient.lower(), amount))
+    return found
