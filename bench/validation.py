@@ -15,6 +15,9 @@ as medians over interleaved repetitions (so drift and noise hit every column ali
   clip, metric) with the job's graph compiled once, as in a round's reveals;
 - ``whole cold``: the same plus decoding the job's model and compiling its session.
 
+Times are medians; ratios are medians of per-round ratios (robust to load from other
+processes on a shared host).
+
 Target: ``whole`` <= 1.15 x ``bare run``. Loading the shard happens once per round, not per
 submission, and is reported on its own.
 """
@@ -99,8 +102,9 @@ def timers(case: Case, shard: Shard, metric: Metric) -> dict[str, Callable[[], o
     }
 
 
-def medians(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per column; columns run round-robin, after one warm-up each."""
+def sample(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per call and column; columns run round-robin, after one warm-up each, so a
+    burst of load from other processes hits neighbouring samples of every column alike."""
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():
         call()
@@ -109,11 +113,17 @@ def medians(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, f
             start = time.perf_counter()
             call()
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
+
+
+def paired_ratio(samples: dict[str, list[float]], top: str, bottom: str) -> float:
+    """Median of per-round ratios: robust to load that drifts during the run."""
+    return statistics.median(a / b for a, b in zip(samples[top], samples[bottom], strict=True))
 
 
 def shard_load_seconds(data: bytes, repeats: int) -> float:
-    return medians({"load": lambda: load_shard(data, Metric.ACCURACY)}, repeats)["load"]
+    loads = sample({"load": lambda: load_shard(data, Metric.ACCURACY)}, repeats)["load"]
+    return statistics.median(loads)
 
 
 def table(rows: int, repeats: int) -> list[str]:
@@ -124,11 +134,11 @@ def table(rows: int, repeats: int) -> list[str]:
     for case in make_cases():
         for metric in METRICS:
             shard = load_shard(data, metric)
-            times = medians(timers(case, shard, metric), repeats)
-            cells = " | ".join(f"{times[c] * 1e3:.3f}" for c in COLUMNS)
+            samples = sample(timers(case, shard, metric), repeats)
+            cells = " | ".join(f"{statistics.median(samples[c]) * 1e3:.3f}" for c in COLUMNS)
             lines.append(f"| {case.name} | {metric} | {cells} | "
-                         f"{times['whole'] / times['bare run']:.2f} | "
-                         f"{times['whole'] / times['our run']:.2f} |")
+                         f"{paired_ratio(samples, 'whole', 'bare run'):.2f} | "
+                         f"{paired_ratio(samples, 'whole', 'our run'):.2f} |")
     lines.append("")
     lines.append(f"shard load ({rows} rows x 30 float32, {len(data)} bytes .npz): "
                  f"{shard_load_seconds(data, repeats) * 1e3:.3f} ms (once per round)")

@@ -112,6 +112,13 @@ def fit(points: list[Point]) -> tuple[float, float, float]:
     return fixed, per_row, per_row_param
 
 
+def worst_case(points: list[Point], fixed: float) -> float:
+    """Host seconds at the budget if every unit of work cost what the costliest point did."""
+    per_unit = max((p.seconds - fixed) / (p.rows * (p.params + evaluation.ROW_OVERHEAD_PARAMS))
+                   for p in points)
+    return fixed + per_unit * evaluation.WORK_BUDGET_ROW_PARAMS
+
+
 def report(points: list[Point]) -> list[str]:
     fixed, per_row, per_row_param = fit(points)
     lines = ["| model | params | rows | rows x params | host ms | model ms | "
@@ -134,6 +141,7 @@ def report(points: list[Point]) -> list[str]:
         f"ROW_OVERHEAD_PARAMS = {evaluation.ROW_OVERHEAD_PARAMS}",
         "at the budget, estimated emulator time = "
         f"{(fixed + evaluation.WORK_BUDGET_ROW_PARAMS * per_row_param) * SLOWDOWN:.1f} s "
+        f"from the fit, {worst_case(points, fixed) * SLOWDOWN:.1f} s from the worst point "
         f"(deadline {ADVANCE_DEADLINE_SECONDS} s)",
     ]
     return lines

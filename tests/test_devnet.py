@@ -14,7 +14,7 @@ from deml_protocol.uploads import upload_inputs
 from devnet.chain import TransactionReverted
 from devnet.contracts import balance_of
 from devnet.stack import Devnet, DevnetConfig
-from tests.devnet_support import Client
+from demo.node_client import Client
 
 pytestmark = pytest.mark.devnet
 ETH = 10**18

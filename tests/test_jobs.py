@@ -20,7 +20,7 @@ from deml_console.datasets import shard_bytes
 from deml_console.model_zoo import logistic_regression, mlp, with_weights
 from devnet.guest_server import Result
 from devnet.host_machine import HostMachine
-from tests.job_support import WINDOW, Market, salt_for, upload
+from demo.marketplace import WINDOW, Market, salt_for, upload
 from tests.machine_support import ALICE, BOB, Driver, error_of
 
 CAROL, DAVE, ERIN = "0x" + "c0" * 20, "0x" + "d0" * 20, "0x" + "e0" * 20

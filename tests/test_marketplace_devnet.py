@@ -11,8 +11,8 @@ import pytest
 from deml_protocol import inputs
 from devnet.contracts import balance_of
 from devnet.stack import Devnet, DevnetConfig
-from tests.devnet_support import Client, DevnetTransport
-from tests.job_support import WINDOW, Market
+from demo.node_client import Client, DevnetTransport
+from demo.marketplace import WINDOW, Market
 from tests.test_jobs import _stored_model, notice
 
 pytestmark = pytest.mark.devnet

@@ -19,7 +19,7 @@ from deml_protocol import inputs
 from deml_protocol.abi import keccak256
 from devnet.contracts import Rollups
 from devnet.merkle import OutputsMerkleTree, output_hash
-from tests.devnet_support import wait_for
+from demo.node_client import wait_for
 
 pytestmark = pytest.mark.devnet
 REPO = Path(__file__).resolve().parent.parent

@@ -42,7 +42,10 @@ class CarBlock:
 
 
 def _read_exact(stream: ByteSource, size: int, *, what: str) -> bytes:
+    """Loop on short reads: network streams may return less than asked before the end."""
     data = stream.read(size)
+    while len(data) < size and (more := stream.read(size - len(data))):
+        data += more
     if len(data) != size:
         raise CarError(f"CAR ends inside {what} ({len(data)} of {size} bytes)")
     return data

@@ -1,4 +1,5 @@
-"""A marketplace scenario, written once, run on the guest API server and on the devnet."""
+"""The marketplace actors (sponsor, clients) and their actions, over any transport: the
+guest API server in tests, the real devnet in tests and in `make demo`."""
 
 from __future__ import annotations
 
@@ -94,3 +95,17 @@ class Market:
     def train(self, client_index: int, base: bytes) -> bytes:
         X, y = self.federation.partitions[client_index]
         return train_logistic_regression(base, X, y, Recipe(epochs=15, learning_rate=0.3))
+
+
+def notices_in(result: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The DeML notices among a result's outputs, decoded: ``[(name, fields)]``."""
+    from eth_abi.abi import decode
+
+    from deml_protocol.notices import decode_notice
+    from deml_protocol.outputs import NOTICE
+
+    found = []
+    for output in result.outputs:
+        if output.raw[:4] == NOTICE.selector:
+            found.append(decode_notice(decode(["bytes"], output.raw[4:])[0]))
+    return found

@@ -1,4 +1,5 @@
-"""Helpers for tests on the real stack: anvil, the rollups contracts, the host-mode node."""
+"""A client of a running node, as a user of a real node has it: the chain (InputBox and
+portals), inspect and JSON-RPC. Used by `make demo` and the integration tests."""
 
 from __future__ import annotations
 

@@ -1,0 +1,128 @@
+"""``make demo``: the DeML marketplace end to end on the embedded devnet.
+
+A sponsor escrows a reward token for a two-round job on scikit-learn's breast-cancer data;
+three clients train on private partitions and one copies the global model; the DApp scores
+every reveal on the sponsor's held-out shard, aggregates the winners with FedAvg and pays
+by voucher; the vouchers are executed on chain once the epoch is claimed.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deml_protocol import inputs
+from devnet.contracts import balance_of
+from devnet.stack import Devnet, DevnetConfig
+
+from .marketplace import WINDOW, Market, notices_in
+from .node_client import Client, DevnetTransport
+
+TOKEN = 10**18
+
+
+def show(text: str) -> None:
+    print(text, flush=True)
+
+
+def accuracy(model: bytes, X: np.ndarray, y: np.ndarray) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    probabilities = session.run(None, {"X": X})[0][:, 0]
+    return float(((probabilities >= 0.5) == y).mean())
+
+
+def play_round(market: Market, client: Client, round_index: int, global_model: bytes,
+               names: dict[str, str]) -> tuple[bytes, list[int]]:
+    sponsor, clients = market.sponsor, market.clients
+    show(f"\n== Round {round_index + 1}")
+    models = [market.train(i, global_model) for i in range(3)] + [global_model]
+    for who, model in zip(clients, models, strict=True):
+        X, y = market.federation.partitions[min(clients.index(who), 2)]
+        market.commit(who, model, round_index)
+        show(f"  {names[who]:<7} trains locally (accuracy on own data "
+             f"{accuracy(model, X, y):.3f}) and commits a sealed hash")
+    market.net.send(sponsor, b"\0\0\0\0", advance_time=WINDOW)  # block time passes
+    market.reveal_holdout(round_index)
+    rnd = market.net.query(f"jobs/{market.job_id}/rounds/{round_index}")
+    show(f"  sponsor reveals the held-out shard: baseline log-loss score {rnd['baseline']}")
+    for who, model in zip(clients, models, strict=True):
+        market.reveal(who, model, round_index)
+    market.net.send(sponsor, b"\0\0\0\0", advance_time=2 * WINDOW)
+    closed = market.net.send(clients[0], inputs.CLOSE_ROUND.encode(market.job_id, round_index))
+    (_, result), = [n for n in notices_in(closed) if n[0] == "RoundClosed"]
+    paid = dict(zip((p.lower() for p in result["paid"]), result["amounts"], strict=True))
+    for who, score, ok in zip(result["clients"], result["scores"], result["accepted"],
+                              strict=True):
+        reward = paid.get(who.lower(), 0) / TOKEN
+        show(f"  {names[who.lower()]:<7} score {score:>8}  gain {score - result['baseline']:>7}"
+             f"  {'accepted' if ok else 'rejected'}  reward {reward:10.4f} DEML")
+    show(f"  new global model {result['newModelCid']}")
+    vouchers = [o.index for o in closed.outputs if o.raw[:4] == bytes.fromhex("237a816f")]
+    return market_model(market, result["newModelCid"], models[:3]), vouchers
+
+
+def market_model(market: Market, cid: str, models: list[bytes]) -> bytes:
+    """The new global model, rebuilt locally (FedAvg) and checked against the notice's CID."""
+    from deml_console.model_zoo import get_weights, with_weights
+    from deml_protocol.cid import compute_cid
+
+    weights = [get_weights(m) for m in models]
+    mean = {k: np.mean([w[k].astype(np.float64) for w in weights], axis=0) for k in weights[0]}
+    rebuilt = with_weights(models[0], mean)
+    if compute_cid(rebuilt) != cid:
+        raise SystemExit("the DApp's aggregate does not match a local FedAvg")
+    return rebuilt
+
+
+def main() -> int:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="deml-demo-") as state:
+        show("Starting the devnet (anvil, Cartesi Rollups 2.2.0, host-mode node)...")
+        with Devnet(DevnetConfig(state_dir=Path(state), port=0, epoch_length=20)) as devnet:
+            client = Client(devnet)
+            show(f"  application {client.app}, node {devnet.info['node_url']}")
+            run(client)
+    show(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
+    return 0
+
+
+def run(client: Client) -> None:
+    token = client.info["reward_token"]
+    sponsor, *clients = client.accounts[5:10]
+    names = {sponsor: "sponsor", clients[0]: "alice", clients[1]: "bob", clients[2]: "carol",
+             clients[3]: "copycat"}
+    market = Market(DevnetTransport(client), sponsor=sponsor, clients=clients)
+    escrow = 9_000 * TOKEN
+    market.post(escrow, token=token, metric="log_loss")
+    show(f"\nSponsor posts job {market.job_id}: 9000 DEML escrowed through the ERC20Portal, "
+         "2 rounds, logistic regression, metric log-loss")
+    global_model, vouchers = market.initial_model, []
+    for round_index in (0, 1):
+        global_model, paid = play_round(market, client, round_index, global_model, names)
+        vouchers += paid
+    show("\n== Settlement on the base layer")
+    client.close_epoch()
+    before = {who: balance_of(client.chain, token, who) for who in names}
+    for index in vouchers:
+        client.execute(index)
+    show(f"  epoch claimed; {len(vouchers)} vouchers executed by the Application contract")
+    total = 0
+    for who, name in names.items():
+        delta = balance_of(client.chain, token, who) - before[who]
+        total += delta
+        show(f"  {name:<7} received {delta / TOKEN:12.4f} DEML")
+    status = "OK" if total == escrow else "MISMATCH"
+    show(f"  paid out + refunded = {total / TOKEN:.4f} DEML of {escrow / TOKEN:.0f} escrowed: "
+         f"{status}")
+    if total != escrow:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
