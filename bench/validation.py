@@ -33,12 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
-from deml_console import model_zoo
 
 from dapp.evaluation import Scorer, session_options
 from dapp.metrics import Metric
 from dapp.onnx_checks import check_same_graph, parse_model
 from dapp.shards import Shard, load_shard
+from deml_console import model_zoo
 
 TARGET_RATIO = 1.15
 METRICS = (Metric.ACCURACY, Metric.LOG_LOSS, Metric.ROC_AUC)

@@ -28,13 +28,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from deml_console import model_zoo
 
 from dapp import evaluation
 from dapp.evaluation import Scorer
 from dapp.metrics import Metric
 from dapp.onnx_checks import check_same_graph, parse_model
 from dapp.shards import Shard, load_shard
+from deml_console import model_zoo
 
 QEMU_SLOWDOWN_GEMM = 650
 QEMU_SLOWDOWN_SCALAR = 100

@@ -22,6 +22,7 @@ from .context import Context
 from .errors import Rejected
 from .state import State
 
+
 class InvalidCid(Rejected):
     code = "invalid_cid"
 
@@ -100,13 +101,13 @@ def handle_begin_blob(ctx: Context, *, cid: str, size: int) -> None:
     limits, state, sender = ctx.config.blobs, ctx.state, ctx.sender
     if cid in state.blobs:
         raise BlobExists(f"{cid} is already stored; use it as it is")
+    _drop_abandoned(ctx)  # first, so an abandoned upload of this CID can be begun again
     if (sender, cid) in state.uploads:
         received = state.uploads[(sender, cid)].received
         raise UploadInProgress(f"you are already uploading {cid}: send putChunk at offset "
                                f"{received}, or abortBlob to start again")
     if size > limits.max_blob_bytes:
         raise BlobTooLarge(f"{size} bytes; a blob may have at most {limits.max_blob_bytes}")
-    _drop_abandoned(ctx)
     _check_quota(state, sender, size, limits)
     if size == 0:
         _complete(ctx, Upload(cid, sender, 0, (), 0, ctx.meta.block_timestamp))

@@ -52,9 +52,9 @@ __all__ = [
 ]
 
 #: Most ``rows x (params + ROW_OVERHEAD_PARAMS)`` one evaluation may cost. Calibrated by
-#: ``bench/work_budget.py``: ~32 ps per row x parameter on an x86_64 host, times 3,250 (qemu's
-#: 650x on GEMM x an assumed 5x for the Cartesi interpreter over qemu) puts one evaluation at
-#: the budget near 55 s, under a third of the node's 180 s per-input limit. E.g. a
+#: ``bench/work_budget.py``: ~29-32 ps per row x parameter on an x86_64 host, times 3,250
+#: (qemu's 650x on GEMM x an assumed 5x for the Cartesi interpreter over qemu) puts one
+#: evaluation at the budget near 50 s, under a third of the node's 180 s limit. E.g. a
 #: 10,000-row shard allows up to ~49,000 parameters (an MLP 30-200-200-2).
 WORK_BUDGET_ROW_PARAMS: Final = 500_000_000
 #: Per-row cost that does not grow with the model (reading X and the output, clipping, the
@@ -210,7 +210,7 @@ class Scorer:
     """A job's graph compiled once; scores any model that passed ``check_same_graph``."""
 
     graph: ParsedModel
-    session: Any  # ort.InferenceSession (untyped library)
+    session: ort.InferenceSession
     row_elements: int
 
     @classmethod

@@ -20,7 +20,7 @@ def query_jobs(state: State, rest: list[str]) -> Any:
                                              for r in range(_rounds_opened(job))]}
     if rest[1:] == ["leaderboard"]:
         return leaderboard(state, job)
-    if len(rest) == 3 and rest[1] == "rounds" and rest[2].isdigit():
+    if len(rest) == 3 and rest[1] == "rounds" and rest[2].isascii() and rest[2].isdigit():
         index = int(rest[2])
         if (job.id, index) not in state.rounds:
             raise NotFound(f"job {job.id} has no round {index} yet")

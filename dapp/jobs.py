@@ -16,12 +16,11 @@ from typing import Any
 from deml_protocol import notices
 
 from . import ledger, payouts
-from .blobs import blob_bytes, canonical_cid
+from .blobs import canonical_cid
 from .context import Context
 from .errors import BadArgument, Rejected
-from .evaluation import check_work_budget
 from .metrics import Metric
-from .onnx_checks import parse_model
+from .scoring import check_budgets, parse_metric
 from .shards import MAX_SHARD_ROWS
 from .state import State
 
@@ -98,7 +97,7 @@ def handle_create_job_from_balance(ctx: Context, *, asset: str, amount: int,
 
 
 def _create(ctx: Context, asset: str, amount: int, spec_args: dict[str, Any]) -> None:
-    spec = parse_spec(ctx.state, **spec_args)
+    spec = parse_spec(ctx, **spec_args)
     if amount < spec.rounds:
         raise InvalidJobSpec(f"a reward of {amount} cannot fund {spec.rounds} rounds; "
                              "give at least one base unit per round")
@@ -158,16 +157,12 @@ def open_round(ctx: Context, job: Job, index: int, *, start_ts: int) -> None:
     ctx.state.jobs[job.id] = replace(job, current_round=index, carried=0)
 
 
-def parse_spec(state: State, *, modelCid: str, recipe: str, metric: str,  # noqa: N803
+def parse_spec(ctx: Context, *, modelCid: str, recipe: str, metric: str,  # noqa: N803
                holdoutRows: int, holdoutCommitments: list[bytes], commitSeconds: int,
                holdoutSeconds: int, revealSeconds: int, minGain: int, maxSubmissions: int,
                commitBond: int) -> JobSpec:
     """Check a spec as posted; the argument names are the ABI's."""
-    try:
-        metric_enum = Metric(metric)
-    except ValueError:
-        raise InvalidJobSpec(f"unknown metric {metric!r}; use one of "
-                             f"{', '.join(m.value for m in Metric)}") from None
+    metric_enum = parse_metric(metric)
     rounds = len(holdoutCommitments)
     _check_range("rounds (one holdout commitment each)", rounds, 1, MAX_ROUNDS)
     _check_range("holdoutRows", holdoutRows, 1, MAX_SHARD_ROWS)
@@ -180,8 +175,7 @@ def parse_spec(state: State, *, modelCid: str, recipe: str, metric: str,  # noqa
     if len(set(holdoutCommitments)) != rounds or bytes(32) in holdoutCommitments:
         raise InvalidJobSpec("holdout commitments must be distinct and non-zero, one per round")
     model_cid = canonical_cid(modelCid)
-    model = parse_model(blob_bytes(state, model_cid))
-    check_work_budget(holdoutRows, model.params)
+    check_budgets(ctx, model_cid, holdoutRows)  # parses and compiles the graph: any flaw shows
     return JobSpec(model_cid, recipe, metric_enum, holdoutRows, tuple(holdoutCommitments),
                    commitSeconds, holdoutSeconds, revealSeconds, minGain, maxSubmissions,
                    commitBond)
@@ -223,6 +217,6 @@ def job_detail(job: Job) -> dict[str, Any]:
 
 
 def parse_job_id(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise BadArgument(f"job id must be a number, got {text!r}")
     return int(text)

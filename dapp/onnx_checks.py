@@ -24,14 +24,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import DecodeError
-from onnx import (
-    AttributeProto,
-    GraphProto,
-    ModelProto,
-    NodeProto,
-    TensorProto,
-    ValueInfoProto,
-)
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
 
 from .errors import Rejected
 

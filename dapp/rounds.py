@@ -21,7 +21,7 @@ from .errors import BadArgument, Rejected
 from .fedavg import fedavg
 from .jobs import Job, Round, Submission, get_job, open_round
 from .onnx_checks import ParsedModel
-from .scoring import job_model, job_shard, score_on, scorer_for
+from .scoring import checked_model, score, scorer_for, stored_shard
 
 
 class WindowNotOpen(Rejected):
@@ -82,6 +82,8 @@ class RoundNotOver(Rejected):
 
 def current_round(ctx: Context, job_id: int, index: int) -> tuple[Job, Round]:
     job = get_job(ctx.state, job_id)
+    if index >= job.spec.rounds:
+        raise RoundNotCurrent(f"job {job_id} has rounds 0 to {job.spec.rounds - 1}")
     if index < job.current_round:
         raise RoundAlreadyClosed(f"round {index} of job {job_id} is closed")
     if index > job.current_round:
@@ -127,8 +129,9 @@ def handle_reveal_holdout(ctx: Context, *, jobId: int, round: int,  # noqa: N803
     if holdout_commitment(data_cid, salt) != job.spec.holdout_commitments[round]:
         raise HoldoutMismatch("keccak256(abi.encode(dataCid, salt)) is not the commitment "
                               f"posted for round {round}")
-    shard = job_shard(ctx, job, data_cid)
-    baseline = score_on(ctx, job, job_model(ctx, job, rnd.model_cid), shard)
+    graph, metric = job.spec.model_cid, job.spec.metric
+    shard = stored_shard(ctx, data_cid, metric, max_rows=job.spec.holdout_rows)
+    baseline = score(ctx, graph, checked_model(ctx, graph, rnd.model_cid), shard, metric)
     ctx.state.rounds[(jobId, round)] = replace(rnd, holdout_cid=data_cid,
                                                baseline=baseline.score)
 
@@ -146,15 +149,17 @@ def handle_reveal_submission(ctx: Context, *, jobId: int, round: int,  # noqa: N
     if submission_commitment(model_cid, salt, ctx.sender, jobId, round) != sub.commitment:
         raise CommitmentMismatch("keccak256(abi.encode(modelCid, salt, sender, jobId, round)) "
                                  "is not your commitment: check the CID and the salt")
-    model = job_model(ctx, job, model_cid)
-    is_copy = _same_weights(model, job_model(ctx, job, rnd.model_cid))
-    score = None
+    graph, metric = job.spec.model_cid, job.spec.metric
+    model = checked_model(ctx, graph, model_cid)
+    is_copy = _same_weights(model, checked_model(ctx, graph, rnd.model_cid))
+    model_score = None
     if rnd.holdout_cid is not None:
-        score = score_on(ctx, job, model, job_shard(ctx, job, rnd.holdout_cid)).score
+        shard = stored_shard(ctx, rnd.holdout_cid, metric, max_rows=job.spec.holdout_rows)
+        model_score = score(ctx, graph, model, shard, metric).score
     if sub.bond:
         ledger.credit(ctx.state, job.asset, ctx.sender, sub.bond)
     ctx.state.submissions[(jobId, round, ctx.sender)] = replace(
-        sub, model_cid=model_cid, reveal_input=ctx.meta.input_index, score=score,
+        sub, model_cid=model_cid, reveal_input=ctx.meta.input_index, score=model_score,
         is_copy=is_copy)
 
 
@@ -208,9 +213,9 @@ def _accepted(revealed: list[Submission], baseline: int, min_gain: int) -> list[
 def _aggregate(ctx: Context, job: Job, rnd: Round, winners: list[Submission]) -> str:
     if not winners:
         return rnd.model_cid
-    graph = scorer_for(ctx, job).graph
-    models = [job_model(ctx, job, s.model_cid or "") for s in winners]
-    return store_derived_blob(ctx, fedavg(graph, models))
+    graph_cid = job.spec.model_cid
+    models = [checked_model(ctx, graph_cid, s.model_cid or "") for s in winners]
+    return store_derived_blob(ctx, fedavg(scorer_for(ctx, graph_cid).graph, models))
 
 
 def _finish_round(ctx: Context, job: Job, rnd: Round, revealed: list[Submission],

@@ -37,6 +37,10 @@ class Router:
             args = method.decode_args(payload[4:])
         except (DecodingError, OverflowError, ValueError) as exc:
             raise BadAbi(f"payload is not a valid {method.signature} call: {exc}") from exc
+        if method.encode(**args) != payload:
+            # One spelling per call: no trailing bytes, no odd offsets or padding.
+            raise BadAbi(f"payload is not the canonical ABI encoding of a {method.signature} "
+                         "call (trailing or non-standard bytes)")
         handler(ctx, **args)
 
     def _lookup(self, payload: bytes) -> tuple[Method, Handler]:

@@ -1,9 +1,10 @@
-"""Scoring stored models on stored shards: the ``evaluate`` input and the scorer cache.
+"""Scoring stored models on stored shards: the scorer cache and the ``evaluate`` input.
 
 Compiling an ONNX Runtime session is the costly part of a validation, so one
-:class:`~dapp.evaluation.Scorer` per job graph is kept in ``ctx.scorers`` across inputs.
-It is derived only from immutable blob bytes, so it is not state: a cached and a fresh
-scorer give the same scores, and a rolled-back input can leave it behind harmlessly.
+:class:`~dapp.evaluation.Scorer` per graph (keyed by the CID of the model that defines it,
+e.g. a job's initial model) is kept in ``ctx.scorers`` across inputs. It is derived only from
+immutable blob bytes, so it is not state: a cached and a fresh scorer give the same scores,
+and a rolled-back input can leave one behind harmlessly.
 """
 
 from __future__ import annotations
@@ -12,45 +13,61 @@ from deml_protocol import notices
 
 from .blobs import blob_bytes, canonical_cid
 from .context import Context
-from .evaluation import Evaluation, Scorer, evaluate
-from .jobs import InvalidJobSpec, Job
+from .errors import Rejected
+from .evaluation import Evaluation, Scorer, check_memory_budget, check_work_budget, evaluate
 from .metrics import Metric
 from .onnx_checks import ParsedModel, check_same_graph, parse_model
 from .shards import Shard, ShardTooLarge, load_shard
 
 
-def scorer_for(ctx: Context, job: Job) -> Scorer:
-    scorer = ctx.scorers.get(job.spec.model_cid)
+class UnknownMetric(Rejected):
+    code = "unknown_metric"
+
+
+def parse_metric(name: str) -> Metric:
+    try:
+        return Metric(name)
+    except ValueError:
+        raise UnknownMetric(f"unknown metric {name!r}; use one of "
+                            f"{', '.join(m.value for m in Metric)}") from None
+
+
+def scorer_for(ctx: Context, graph_cid: str) -> Scorer:
+    scorer = ctx.scorers.get(graph_cid)
     if scorer is None:
-        scorer = Scorer.compile(parse_model(blob_bytes(ctx.state, job.spec.model_cid)))
-        ctx.scorers[job.spec.model_cid] = scorer
+        scorer = Scorer.compile(parse_model(blob_bytes(ctx.state, graph_cid)))
+        ctx.scorers[graph_cid] = scorer
     return scorer
 
 
-def job_model(ctx: Context, job: Job, model_cid: str) -> ParsedModel:
-    """A stored model checked against the job's graph (only weights may differ)."""
-    return check_same_graph(scorer_for(ctx, job).graph, blob_bytes(ctx.state, model_cid))
+def check_budgets(ctx: Context, graph_cid: str, rows: int) -> None:
+    """Before any shard exists: can one evaluation of ``rows`` rows run within bounds?"""
+    scorer = scorer_for(ctx, graph_cid)
+    check_work_budget(rows, scorer.graph.params)
+    check_memory_budget(rows, scorer.row_elements)
 
 
-def job_shard(ctx: Context, job: Job, data_cid: str) -> Shard:
-    shard = load_shard(blob_bytes(ctx.state, data_cid), job.spec.metric)
-    if shard.rows > job.spec.holdout_rows:
-        raise ShardTooLarge(f"the shard has {shard.rows} rows; this job allows at most "
-                            f"{job.spec.holdout_rows} (its work budget)")
+def checked_model(ctx: Context, graph_cid: str, model_cid: str) -> ParsedModel:
+    """A stored model checked against a graph (only weight values may differ)."""
+    return check_same_graph(scorer_for(ctx, graph_cid).graph, blob_bytes(ctx.state, model_cid))
+
+
+def stored_shard(ctx: Context, data_cid: str, metric: Metric, *, max_rows: int) -> Shard:
+    shard = load_shard(blob_bytes(ctx.state, data_cid), metric)
+    if shard.rows > max_rows:
+        raise ShardTooLarge(f"the shard has {shard.rows} rows; at most {max_rows} allowed here "
+                            "(the job's holdoutRows, its work budget)")
     return shard
 
 
-def score_on(ctx: Context, job: Job, model: ParsedModel, shard: Shard) -> Evaluation:
-    return scorer_for(ctx, job).score(model, shard, job.spec.metric)
+def score(ctx: Context, graph_cid: str, model: ParsedModel, shard: Shard,
+          metric: Metric) -> Evaluation:
+    return scorer_for(ctx, graph_cid).score(model, shard, metric)
 
 
 def handle_evaluate(ctx: Context, *, modelCid: str, dataCid: str, metric: str) -> None:  # noqa: N803
     """Anyone may have any stored model scored on any stored shard; the result is a notice."""
-    try:
-        metric_enum = Metric(metric)
-    except ValueError:
-        raise InvalidJobSpec(f"unknown metric {metric!r}; use one of "
-                             f"{', '.join(m.value for m in Metric)}") from None
+    metric_enum = parse_metric(metric)
     model_cid, data_cid = canonical_cid(modelCid), canonical_cid(dataCid)
     shard = load_shard(blob_bytes(ctx.state, data_cid), metric_enum)
     result = evaluate(blob_bytes(ctx.state, model_cid), shard, metric_enum)

@@ -9,13 +9,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from deml_console.datasets import Federation, breast_cancer_federation, shard_bytes
+from deml_console.model_zoo import logistic_regression
+from deml_console.training import Recipe, train_logistic_regression
 from deml_protocol import inputs
 from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import holdout_commitment, submission_commitment
 from deml_protocol.uploads import upload_inputs
-from deml_console.datasets import Federation, breast_cancer_federation, shard_bytes
-from deml_console.model_zoo import logistic_regression
-from deml_console.training import Recipe, train_logistic_regression
 
 WINDOW = 600  # seconds, each of commit / holdout / reveal
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import requests
-from deml_protocol.abi import selector_of
 from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
+
+from deml_protocol.abi import selector_of
 
 __all__ = [
     "Block",

@@ -16,9 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, NamedTuple, TypedDict
 
+from eth_abi.abi import decode, encode
+
 from deml_protocol import addresses as addr
 from deml_protocol.abi import keccak256, selector_of
-from eth_abi.abi import decode, encode
 
 from .anvil import REPO_ROOT
 from .chain import Chain, ChainError, Receipt, encode_call

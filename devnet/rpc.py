@@ -224,7 +224,8 @@ class RpcMethods:
                  for k, v in decoded.items()}
         block = self._input_block(row.input_index)
         return {
-            "epoch_index": _hex(block // self.app.epoch_length), "input_index": _hex(row.input_index),
+            "epoch_index": _hex(block // self.app.epoch_length),
+            "input_index": _hex(row.input_index),
             "index": _hex(row.index), "raw_data": "0x" + row.raw.hex(), "decoded_data": shown,
             "hash": "0x" + row.hash.hex(),
             "output_hashes_siblings": self._siblings(row.index) if with_proof else None,

@@ -113,7 +113,8 @@ class Store:
                 "INSERT OR IGNORE INTO inputs (idx, block_number, raw, tx_hash) VALUES (?,?,?,?)",
                 rows,
             )
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('scanned_block', ?)", (str(scanned_to),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('scanned_block', ?)",
+                       (str(scanned_to),))
 
     def record_result(self, *, input_index: int, status: str, outputs: Sequence[OutputRow],
                       reports: Sequence[bytes], outputs_hash: bytes) -> None:

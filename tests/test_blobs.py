@@ -124,6 +124,8 @@ def test_quotas_and_abandoned_uploads(dapp: Driver) -> None:
     assert error_of(dapp.send(BOB, upload_inputs(big)[1][0])) == "quota_exceeded"  # total
     dapp.send(BOB, inputs.WITHDRAW_ETHER.encode(1), advance_time=7200)  # an hour passes
     assert error_of(dapp.send(ALICE, payloads2[1])) == "upload_expired"
+    assert dapp.send(ALICE, payloads2[0]).status == "accepted"  # begin again after expiry
+    assert dapp.send(ALICE, inputs.ABORT_BLOB.encode(cid2)).status == "accepted"
     assert upload(dapp, BOB, big)  # the abandoned reservation was released
     assert dapp.query(f"uploads/{ALICE}") == []
     assert dapp.query(f"blobs/{cid2}")["status"] == "absent"

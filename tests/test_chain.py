@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from eth_abi.abi import encode
+
 from deml_protocol import addresses as addr
 from deml_protocol.abi import keccak256, selector_of
 from deml_protocol.outputs import notice_output, voucher_output
-from eth_abi.abi import encode
-
 from devnet.anvil import REPO_ROOT, Anvil, AnvilConfig, AnvilNotInstalled, find_anvil
 from devnet.chain import Chain, TransactionReverted, encode_call, parse_signature
 from devnet.contracts import AppDeployment, Rollups, balance_of, decode_evm_advance, deploy_rollups

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from deml_console.car import CarBlock, CarReader
 from deml_protocol import cid as cid_module
 from deml_protocol import multibase, unixfs

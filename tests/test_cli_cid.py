@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from deml_console.cli import app
 from typer.testing import CliRunner
+
+from deml_console.cli import app
 
 HELLO_V1 = "bafkreide5semuafsnds3ugrvm6fbwuyw2ijpj43gwjdxemstjkfozi37hq"
 HELLO_V0 = "QmNRCQWfgze6AbBCaT1rkrkV5tJ2aP4oTNPb5JZcXYywve"

@@ -11,10 +11,10 @@ import pytest
 from deml_protocol import inputs
 from deml_protocol.cid import compute_cid
 from deml_protocol.uploads import upload_inputs
+from demo.node_client import Client
 from devnet.chain import TransactionReverted
 from devnet.contracts import balance_of
 from devnet.stack import Devnet, DevnetConfig
-from demo.node_client import Client
 
 pytestmark = pytest.mark.devnet
 ETH = 10**18

@@ -11,7 +11,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import sklearn.metrics as skm
-from deml_console import model_zoo
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -24,6 +23,7 @@ from dapp.evaluation import Evaluation, Scorer, evaluate
 from dapp.metrics import PPM, SCORE_MIN, Metric
 from dapp.onnx_checks import check_same_graph, parse_model
 from dapp.shards import Shard, load_shard
+from deml_console import model_zoo
 
 RNG_SEED = 20240601
 Dataset = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]

@@ -8,12 +8,12 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 import pytest
-from deml_console import model_zoo
 from onnx import TensorProto, helper, numpy_helper
 
 from dapp.errors import Rejected
 from dapp.fedavg import fedavg
 from dapp.onnx_checks import check_same_graph, parse_model
+from deml_console import model_zoo
 
 SIZES = [6, 5, 3]
 

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from eth_abi import decode
 
-from deml_protocol import inputs
-from deml_protocol.cid import compute_cid
-from deml_protocol.commitments import holdout_commitment, submission_commitment
-from deml_protocol.notices import decode_notice
 from deml_console.datasets import shard_bytes
 from deml_console.model_zoo import logistic_regression, mlp, with_weights
+from deml_protocol import inputs
+from deml_protocol.cid import compute_cid
+from deml_protocol.commitments import submission_commitment
+from deml_protocol.notices import decode_notice
+from demo.marketplace import WINDOW, Market, salt_for, upload
 from devnet.guest_server import Result
 from devnet.host_machine import HostMachine
-from demo.marketplace import WINDOW, Market, salt_for, upload
 from tests.machine_support import ALICE, BOB, Driver, error_of
 
 CAROL, DAVE, ERIN = "0x" + "c0" * 20, "0x" + "d0" * 20, "0x" + "e0" * 20
@@ -164,6 +164,9 @@ def test_commit_and_reveal_rules(open_round: Market) -> None:
     assert_rejected(m, BOB, reveal, "window_closed")
     assert m.net.send(CAROL, inputs.CLOSE_ROUND.encode(job, 0)).status == "accepted"
     assert_rejected(m, CAROL, inputs.CLOSE_ROUND.encode(job, 0), "round_closed")
+    assert_rejected(m, CAROL, inputs.CLOSE_ROUND.encode(job, 2), "round_not_current")
+    assert m.net.query(f"jobs/{job}/rounds/\u00b2")["error"] == "not_found"
+    assert m.net.query("jobs/\u00b2")["error"] == "bad_argument"
 
 
 def _reveal_bad_model(m: Market, bad: bytes, code: str) -> None:
@@ -251,7 +254,7 @@ def test_job_spec_is_checked_at_posting(market: Market) -> None:
     upload(net, ALICE, market.initial_model)
     spec = market.job_spec()
     cases = [
-        (dict(metric="f1"), "invalid_job_spec"),
+        (dict(metric="f1"), "unknown_metric"),
         (dict(holdoutCommitments=[]), "invalid_job_spec"),
         (dict(commitSeconds=0), "invalid_job_spec"),
         (dict(holdoutCommitments=[b"\x01" * 32] * 2), "invalid_job_spec"),

@@ -67,7 +67,8 @@ def test_overdraft_is_rejected_and_changes_nothing(dapp: Driver) -> None:
     assert error_of(result) == "insufficient_balance"
     assert result.outputs == []
     assert dapp.digest() == before
-    assert error_of(dapp.send(BOB, inputs.WITHDRAW_ERC20.encode(TOKEN, 1))) == "insufficient_balance"
+    overdraft = inputs.WITHDRAW_ERC20.encode(TOKEN, 1)
+    assert error_of(dapp.send(BOB, overdraft)) == "insufficient_balance"
     assert dapp.digest() == before
 
 
@@ -89,8 +90,10 @@ def test_rejected_outputs_do_not_consume_output_indices(dapp: Driver) -> None:
         (inputs.WITHDRAW_ERC20.encode(TOKEN, 5)[:-1], "bad_abi"),
         (inputs.WITHDRAW_ETHER.selector + b"\x00" * (MAX_INPUT_PAYLOAD - 3), "payload_too_large"),
         (inputs.WITHDRAW_ETHER.encode(0), "bad_argument"),
+        (inputs.WITHDRAW_ETHER.encode(5) + b"\x00", "bad_abi"),
     ],
-    ids=["empty", "short", "unknown", "truncated", "truncated_tail", "oversized", "zero"],
+    ids=["empty", "short", "unknown", "truncated", "truncated_tail", "oversized", "zero",
+         "trailing"],
 )
 def test_malformed_inputs_are_named_and_harmless(dapp: Driver, payload: bytes, code: str) -> None:
     dapp.deposit_ether(ALICE, ETH)

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from deml_protocol import inputs
+from demo.marketplace import WINDOW, Market
+from demo.node_client import Client, DevnetTransport
 from devnet.contracts import balance_of
 from devnet.stack import Devnet, DevnetConfig
-from demo.node_client import Client, DevnetTransport
-from demo.marketplace import WINDOW, Market
 from tests.test_jobs import _stored_model, notice
 
 pytestmark = pytest.mark.devnet

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from deml_protocol.abi import keccak256
 
+from deml_protocol.abi import keccak256
 from devnet.merkle import (
     TREE_HEIGHT,
     OutputsMerkleTree,

@@ -17,9 +17,9 @@ import requests
 
 from deml_protocol import inputs
 from deml_protocol.abi import keccak256
+from demo.node_client import wait_for
 from devnet.contracts import Rollups
 from devnet.merkle import OutputsMerkleTree, output_hash
-from demo.node_client import wait_for
 
 pytestmark = pytest.mark.devnet
 REPO = Path(__file__).resolve().parent.parent
@@ -47,9 +47,12 @@ class NodeProcess:
     def everything(self) -> dict[str, Any]:
         def listed(method: str) -> list[Any]:
             return self.rpc(method, application="deml", limit=10_000)["data"]
-        inputs_ = [(i["index"], i["status"], i["outputs_hash"]) for i in listed("cartesi_listInputs")]
-        outputs = [(o["index"], o["input_index"], o["raw_data"]) for o in listed("cartesi_listOutputs")]
-        reports = [(r["index"], r["input_index"], r["raw_data"]) for r in listed("cartesi_listReports")]
+        inputs_ = [(i["index"], i["status"], i["outputs_hash"])
+                   for i in listed("cartesi_listInputs")]
+        outputs = [(o["index"], o["input_index"], o["raw_data"])
+                   for o in listed("cartesi_listOutputs")]
+        reports = [(r["index"], r["input_index"], r["raw_data"])
+                   for r in listed("cartesi_listReports")]
         return {"inputs": inputs_, "outputs": outputs, "reports": reports}
 
     def kill(self) -> None:

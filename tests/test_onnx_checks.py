@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from deml_console import model_zoo
 from onnx import TensorProto, helper, numpy_helper
 
 from dapp import onnx_checks
 from dapp.errors import Rejected
 from dapp.onnx_checks import ParsedModel, check_same_graph, parse_model
+from deml_console import model_zoo
 
 Edit = Callable[[onnx.ModelProto], None]
 

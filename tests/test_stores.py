@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from deml_console.car import CarBlock, CarError, CarReader, write_car
 from deml_console.stores import (
     BadResponse,

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from deml_protocol.cid import cid_of_file
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
+
+from deml_protocol.cid import cid_of_file
 
 __all__ = ["app", "fail", "reporting_errors"]
 

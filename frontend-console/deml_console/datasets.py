@@ -49,8 +49,8 @@ def breast_cancer_federation(*, clients: int = 3, rounds: int = 2, holdout_rows:
     order = np.random.default_rng(seed).permutation(len(y))
     Xz = ((X - mean) / std).astype(np.float32)[order]
     y = y[order]
-    holdouts = [(Xz[i * holdout_rows:(i + 1) * holdout_rows], y[i * holdout_rows:(i + 1) * holdout_rows])
-                for i in range(rounds)]
+    windows = [slice(i * holdout_rows, (i + 1) * holdout_rows) for i in range(rounds)]
+    holdouts = [(Xz[window], y[window]) for window in windows]
     rest_X, rest_y = Xz[rounds * holdout_rows:], y[rounds * holdout_rows:]
     parts = np.array_split(np.arange(len(rest_y)), clients)
     partitions = [(rest_X[idx], rest_y[idx]) for idx in parts]

@@ -175,7 +175,7 @@ def with_weights(model_bytes: bytes, weights: Mapping[str, ArrayLike]) -> bytes:
     """The same graph with new initializer values; names not given keep their values.
 
     Values are cast to each initializer's own dtype and must have its exact shape, so the
-    result always passes the DApp's same-graph check. Data is written as little-endian
+    result passes the DApp's same-graph check (if finite). Data is written as little-endian
     ``raw_data`` and the message serialized deterministically: equal weights, equal bytes.
     """
     model = onnx.load_from_string(model_bytes)

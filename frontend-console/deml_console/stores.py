@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, Protocol
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
+
 from deml_protocol.cid import (
     CHUNK_SIZE,
     DAG_PB,
@@ -42,7 +44,6 @@ from deml_protocol.cid import (
     iter_file,
     verify_content,
 )
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .car import CarError, CarReader
 
