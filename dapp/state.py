@@ -13,7 +13,11 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the record types live with the rules that make them
+    from .blobs import Blob, Upload
+    from .jobs import Job, Round, Submission
 
 
 @dataclass(slots=True)
@@ -23,17 +27,17 @@ class State:
     #: Named monotonic counters (next job id, ...).
     counters: dict[str, int] = field(default_factory=dict)
     #: CID -> stored blob record (see dapp.blobs).
-    blobs: dict[str, Any] = field(default_factory=dict)
+    blobs: dict[str, Blob] = field(default_factory=dict)
     #: CID -> the bytes of a stored blob.
     blob_bytes: dict[str, bytes] = field(default_factory=dict)
     #: (uploader, CID) -> upload in progress (see dapp.blobs).
-    uploads: dict[tuple[str, str], Any] = field(default_factory=dict)
+    uploads: dict[tuple[str, str], Upload] = field(default_factory=dict)
     #: job id -> job record (see dapp.jobs).
-    jobs: dict[int, Any] = field(default_factory=dict)
+    jobs: dict[int, Job] = field(default_factory=dict)
     #: (job id, round) -> round record.
-    rounds: dict[tuple[int, int], Any] = field(default_factory=dict)
+    rounds: dict[tuple[int, int], Round] = field(default_factory=dict)
     #: (job id, round, client) -> submission record.
-    submissions: dict[tuple[int, int, str], Any] = field(default_factory=dict)
+    submissions: dict[tuple[int, int, str], Submission] = field(default_factory=dict)
 
     def copy(self) -> State:
         """A transaction: an independent State sharing only immutable values."""

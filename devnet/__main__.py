@@ -52,8 +52,11 @@ def cmd_up(args: argparse.Namespace) -> int:
                 "reward_token", "epoch_length"):
         print(f"  {key:<13} {info[key]}")
     print(f"  written to    {config.state_dir / 'devnet.json'}\nCtrl-C to stop.")
-    watcher = threading.Thread(target=lambda: (devnet.wait(), stop.set()), daemon=True)
-    watcher.start()
+    def stop_when_the_node_fails() -> None:
+        devnet.wait()
+        stop.set()
+
+    threading.Thread(target=stop_when_the_node_fails, daemon=True).start()
     stop.wait()
     devnet.stop()
     if devnet.failure is not None:

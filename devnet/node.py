@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass
 from typing import IO
 
-from eth_abi import decode
+from eth_abi.abi import decode
 
 from deml_protocol.abi import keccak256
 from devnet.chain import Chain, TransactionReverted

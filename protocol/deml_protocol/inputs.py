@@ -21,14 +21,6 @@ BEGIN_BLOB: Final = method("beginBlob", ("cid", "string"), ("size", "uint64"))
 PUT_CHUNK: Final = method("putChunk", ("cid", "string"), ("offset", "uint64"), ("data", "bytes"))
 ABORT_BLOB: Final = method("abortBlob", ("cid", "string"))
 
-ALL_INPUTS: Final[tuple[Method, ...]] = (
-    WITHDRAW_ETHER,
-    WITHDRAW_ERC20,
-    BEGIN_BLOB,
-    PUT_CHUNK,
-    ABORT_BLOB,
-)
-
 # Jobs and rounds. The job spec parameters are shared by both ways of posting a job:
 # inside a portal deposit (the deposit is the reward) or from an in-app balance.
 JOB_SPEC: Final = (
@@ -63,7 +55,7 @@ CLOSE_ROUND: Final = method("closeRound", ("jobId", "uint256"), ("round", "uint2
 EVALUATE: Final = method("evaluate", ("modelCid", "string"), ("dataCid", "string"),
                          ("metric", "string"))
 
-ALL_INPUTS = ALL_INPUTS + (
-    CREATE_JOB, CREATE_JOB_FROM_BALANCE, COMMIT_SUBMISSION, REVEAL_HOLDOUT, REVEAL_SUBMISSION,
+ALL_INPUTS: Final[tuple[Method, ...]] = (
+    WITHDRAW_ETHER, WITHDRAW_ERC20, BEGIN_BLOB, PUT_CHUNK, ABORT_BLOB, CREATE_JOB, CREATE_JOB_FROM_BALANCE, COMMIT_SUBMISSION, REVEAL_HOLDOUT, REVEAL_SUBMISSION,
     CLOSE_ROUND, EVALUATE,
 )
