@@ -5,7 +5,8 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ("bench.cid_throughput", "bench.validation", "bench.work_budget")
+BENCHMARKS = ("bench.cid_throughput", "bench.validation", "bench.work_budget",
+              "bench.dapp_inputs")
 
 
 def main() -> int:

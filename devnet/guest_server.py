@@ -226,6 +226,9 @@ class _QuietServer(ThreadingHTTPServer):
 def _make_handler(server: GuestServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes; without TCP_NODELAY, Nagle's algorithm
+        # and the peer's delayed ACK add ~40 ms to every request on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             try:
