@@ -1,12 +1,16 @@
 """Content-addressed blobs, uploaded in chunks because one input carries at most 65,216 bytes.
 
-``beginBlob(cid, size)`` reserves quota; ``putChunk(cid, offset, data)`` appends bytes in
+``beginBlob(cid, size)`` opens an upload; ``putChunk(cid, offset, data)`` appends bytes in
 order (``offset`` must equal the bytes received so far); the chunk that completes the size
 triggers the check: the assembled bytes must import to ``cid`` under a DeML profile
 (:func:`deml_protocol.cid.verify_content`), and only then is the blob stored and a
 ``BlobStored`` notice emitted. Uploads are per (uploader, CID); ``abortBlob`` drops one, and
-one idle for ``upload_ttl_s`` of block time is abandoned: it no longer takes chunks and its
-reservation is released by the next ``beginBlob``.
+one not finished within ``upload_ttl_s`` of block time after its ``beginBlob`` is abandoned:
+it takes no more chunks and the next ``beginBlob`` (anyone's) drops it.
+
+Quotas count bytes actually held (stored blobs plus chunks received), never announced sizes,
+so filling the DApp's memory costs as many inputs as the bytes themselves. Running totals live
+in ``state.counters`` (``blob_bytes`` and ``blob_bytes:<address>``): no per-input scan.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from deml_protocol.cid import CidError, compute_cid, parse_cid, verify_content
 
 from .config import BlobLimits
 from .context import Context
-from .errors import Rejected
+from .errors import BadArgument, Rejected
 from .state import State
 
 
@@ -37,6 +41,10 @@ class BlobTooLarge(Rejected):
 
 class QuotaExceeded(Rejected):
     code = "quota_exceeded"
+
+
+class TooManyUploads(Rejected):
+    code = "too_many_uploads"
 
 
 class UploadInProgress(Rejected):
@@ -86,7 +94,7 @@ class Upload:
     size: int
     chunks: tuple[bytes, ...]
     received: int
-    last_activity_ts: int
+    started_ts: int
 
 
 def canonical_cid(text: str) -> str:
@@ -108,11 +116,15 @@ def handle_begin_blob(ctx: Context, *, cid: str, size: int) -> None:
                                f"{received}, or abortBlob to start again")
     if size > limits.max_blob_bytes:
         raise BlobTooLarge(f"{size} bytes; a blob may have at most {limits.max_blob_bytes}")
-    _check_quota(state, sender, size, limits)
+    mine = sum(1 for who, _ in state.uploads if who == sender)
+    if mine >= limits.max_uploads_per_sender:
+        raise TooManyUploads(f"you have {mine} unfinished uploads; finish or abortBlob one")
+    _check_quota(state, sender, size, limits)  # would the whole blob fit right now?
+    upload = Upload(cid, sender, size, (), 0, ctx.meta.block_timestamp)
     if size == 0:
-        _complete(ctx, Upload(cid, sender, 0, (), 0, ctx.meta.block_timestamp))
-        return
-    state.uploads[(sender, cid)] = Upload(cid, sender, size, (), 0, ctx.meta.block_timestamp)
+        _complete(ctx, upload)
+    else:
+        state.uploads[(sender, cid)] = upload
 
 
 def handle_put_chunk(ctx: Context, *, cid: str, offset: int, data: bytes) -> None:
@@ -123,11 +135,14 @@ def handle_put_chunk(ctx: Context, *, cid: str, offset: int, data: bytes) -> Non
     if offset > upload.received:
         raise ChunkOutOfOrder(f"chunks go in order: expected offset {upload.received}, "
                               f"got {offset}")
+    if not data:
+        raise BadArgument("an empty chunk; send the next bytes of the blob")
     if offset + len(data) > upload.size:
         raise ChunkExceedsSize(f"chunk ends at {offset + len(data)}, past the announced size "
                                f"{upload.size}")
-    upload = replace(upload, chunks=upload.chunks + (data,), received=offset + len(data),
-                     last_activity_ts=ctx.meta.block_timestamp)
+    _check_quota(ctx.state, ctx.sender, len(data), ctx.config.blobs)
+    _count(ctx.state, ctx.sender, len(data))
+    upload = replace(upload, chunks=upload.chunks + (data,), received=offset + len(data))
     if upload.received == upload.size:
         del ctx.state.uploads[(upload.uploader, upload.cid)]
         _complete(ctx, upload)
@@ -139,7 +154,7 @@ def handle_abort_blob(ctx: Context, *, cid: str) -> None:
     key = (ctx.sender, canonical_cid(cid))
     if key not in ctx.state.uploads:
         raise NoSuchUpload(f"you have no upload of {key[1]} in progress")
-    del ctx.state.uploads[key]
+    _count(ctx.state, ctx.sender, -ctx.state.uploads.pop(key).received)
 
 
 def _live_upload(ctx: Context, cid: str) -> Upload:
@@ -148,8 +163,9 @@ def _live_upload(ctx: Context, cid: str) -> Upload:
         hint = " (it is stored already)" if cid in ctx.state.blobs else "; send beginBlob first"
         raise NoSuchUpload(f"you have no upload of {cid} in progress{hint}")
     if _is_abandoned(upload, ctx.meta.block_timestamp, ctx.config.blobs.upload_ttl_s):
-        raise UploadExpired(f"the upload of {cid} was idle longer than "
-                            f"{ctx.config.blobs.upload_ttl_s} s; send beginBlob again")
+        raise UploadExpired(f"the upload of {cid} was not finished within "
+                            f"{ctx.config.blobs.upload_ttl_s} s of its beginBlob; "
+                            "send beginBlob again")
     return upload
 
 
@@ -161,6 +177,7 @@ def _complete(ctx: Context, upload: Upload) -> None:
         raise CidMismatch(f"the {len(data)} bytes received do not match {upload.cid} ({exc}); "
                           "nothing was stored: abortBlob and upload again") from exc
     if upload.cid in ctx.state.blobs:  # someone else finished the same content first
+        _count(ctx.state, upload.uploader, -len(data))
         return
     ctx.state.blobs[upload.cid] = Blob(upload.cid, len(data), upload.uploader,
                                        ctx.meta.input_index)
@@ -169,7 +186,7 @@ def _complete(ctx: Context, upload: Upload) -> None:
 
 
 def _is_abandoned(upload: Upload, now_ts: int, ttl_s: int) -> bool:
-    return now_ts - upload.last_activity_ts > ttl_s
+    return now_ts - upload.started_ts > ttl_s
 
 
 def _drop_abandoned(ctx: Context) -> None:
@@ -177,19 +194,28 @@ def _drop_abandoned(ctx: Context) -> None:
     for key, upload in list(ctx.state.uploads.items()):
         if _is_abandoned(upload, ctx.meta.block_timestamp, ttl):
             del ctx.state.uploads[key]
+            _count(ctx.state, upload.uploader, -upload.received)
 
 
-def _check_quota(state: State, sender: str, size: int, limits: BlobLimits) -> None:
-    stored_total = sum(blob.size for blob in state.blobs.values())
-    reserved_total = sum(upload.size for upload in state.uploads.values())
-    if stored_total + reserved_total + size > limits.total_quota_bytes:
-        raise QuotaExceeded(f"the DApp holds {stored_total + reserved_total} of its "
-                            f"{limits.total_quota_bytes} blob bytes; {size} more do not fit")
-    mine = sum(b.size for b in state.blobs.values() if b.uploader == sender) + sum(
-        u.size for u in state.uploads.values() if u.uploader == sender)
-    if mine + size > limits.sender_quota_bytes:
+def _count(state: State, holder: str, delta: int) -> None:
+    """Move the running byte totals (all holders, and this holder) by ``delta``."""
+    for key in ("blob_bytes", f"blob_bytes:{holder}"):
+        total = state.counters.get(key, 0) + delta
+        if total:
+            state.counters[key] = total
+        else:
+            state.counters.pop(key, None)  # no zero rows: the state digest stays canonical
+
+
+def _check_quota(state: State, sender: str, more: int, limits: BlobLimits) -> None:
+    held = state.counters.get("blob_bytes", 0)
+    if held + more > limits.total_quota_bytes:
+        raise QuotaExceeded(f"the DApp holds {held} of its {limits.total_quota_bytes} blob "
+                            f"bytes; {more} more do not fit")
+    mine = state.counters.get(f"blob_bytes:{sender}", 0)
+    if mine + more > limits.sender_quota_bytes:
         raise QuotaExceeded(f"you hold {mine} of your {limits.sender_quota_bytes} blob bytes; "
-                            f"{size} more do not fit (abortBlob unfinished uploads)")
+                            f"{more} more do not fit (abortBlob unfinished uploads)")
 
 
 def blob_bytes(state: State, cid: str) -> bytes:
@@ -216,7 +242,7 @@ def inspect_uploads(state: State, uploader: str) -> list[dict[str, Any]]:
     """An uploader's unfinished uploads, to resume at ``received``."""
     uploader = uploader.lower()
     return [{"cid": u.cid, "size": u.size, "received": u.received,
-             "last_activity_ts": u.last_activity_ts}
+             "started_ts": u.started_ts}
             for (who, _), u in sorted(state.uploads.items()) if who == uploader]
 
 
@@ -231,5 +257,6 @@ def store_derived_blob(ctx: Context, data: bytes) -> str:
         uploader = ctx.meta.app_contract
         ctx.state.blobs[cid] = Blob(cid, len(data), uploader, ctx.meta.input_index)
         ctx.state.blob_bytes[cid] = data
+        _count(ctx.state, uploader, len(data))
         ctx.notice(notices.BLOB_STORED.encode(cid, len(data), uploader))
     return cid

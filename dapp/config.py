@@ -23,8 +23,9 @@ class BlobLimits:
     max_blob_bytes: int = 32 * MIB
     sender_quota_bytes: int = 64 * MIB
     total_quota_bytes: int = 256 * MIB
-    #: An upload with no chunk for this long (block time) is abandoned.
+    #: An upload not finished this long (block time) after its beginBlob is abandoned.
     upload_ttl_s: int = 24 * 3600
+    max_uploads_per_sender: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class Config:
                                            defaults.sender_quota_bytes)),
             total_quota_bytes=int(env.get("DEML_TOTAL_QUOTA_BYTES", defaults.total_quota_bytes)),
             upload_ttl_s=int(env.get("DEML_UPLOAD_TTL_S", defaults.upload_ttl_s)),
+            max_uploads_per_sender=int(env.get("DEML_MAX_UPLOADS_PER_SENDER",
+                                               defaults.max_uploads_per_sender)),
         )
         return cls(
             ether_portal=addresses.normalize_address(

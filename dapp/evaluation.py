@@ -24,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-from onnx import ModelProto, TensorProto, ValueInfoProto, helper, shape_inference
+from onnx import ModelProto, NodeProto, TensorProto, ValueInfoProto, helper, shape_inference
 from onnx.checker import ValidationError
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
@@ -34,9 +34,12 @@ from .onnx_checks import ParsedModel, check_same_graph, check_weights_match, par
 from .shards import Shard
 
 __all__ = [
+    "ELEMENT_COST",
     "MAX_TENSOR_BYTES",
-    "ROW_OVERHEAD_PARAMS",
-    "WORK_BUDGET_ROW_PARAMS",
+    "NODE_ROW_COST",
+    "ROW_LOOP_OPERATORS",
+    "ROW_OVERHEAD",
+    "WORK_BUDGET",
     "Evaluation",
     "MemoryBudgetExceeded",
     "ModelInvalid",
@@ -51,15 +54,27 @@ __all__ = [
     "session_options",
 ]
 
-#: Most ``rows x (params + ROW_OVERHEAD_PARAMS)`` one evaluation may cost. Calibrated by
-#: ``bench/work_budget.py``: ~29-32 ps per row x parameter on an x86_64 host, times 3,250
-#: (qemu's 650x on GEMM x an assumed 5x for the Cartesi interpreter over qemu) puts one
-#: evaluation at the budget near 50 s, under a third of the node's 180 s limit. E.g. a
-#: 10,000-row shard allows up to ~49,000 parameters (an MLP 30-200-200-2).
-WORK_BUDGET_ROW_PARAMS: Final = 500_000_000
-#: Per-row cost that does not grow with the model (reading X and the output, clipping, the
-#: metric's sort): measured ~490 parameter-equivalents, rounded up.
-ROW_OVERHEAD_PARAMS: Final = 1_000
+#: Most ``rows x (row_cost + ROW_OVERHEAD)`` one evaluation may cost, in units of about one
+#: float32 multiply-add. ``row_cost`` is the graph's cost per shard row from shape inference
+#: (``Scorer.row_cost``). Calibrated by ``bench/work_budget.py`` on honest and adversarial
+#: graphs: a unit costs at most ~23 ps on an x86_64 host; times 3,250 (qemu's 650x on GEMM x
+#: an assumed 5x for the Cartesi interpreter over qemu) the costliest graph at the budget is
+#: estimated near 40 s, under a third of the node's 180 s limit. E.g. a 10,000-row shard
+#: allows an MLP up to 30-146-146-2.
+WORK_BUDGET: Final = 500_000_000
+#: Per-row cost that does not depend on the graph (reading X and the output, clipping, the
+#: metric's sort), in the same units.
+ROW_OVERHEAD: Final = 1_000
+#: Cost per shard row of a node of ``ROW_LOOP_OPERATORS``: ONNX Runtime loops over the rows
+#: in Softmax, in broadcasting binary operators and in Gemm/MatMul (measured 5-21 ns per row
+#: and node, whatever the width). The other operators are flat loops over all values.
+NODE_ROW_COST: Final = 1_000
+ROW_LOOP_OPERATORS: Final = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Softmax"})
+#: Cost of one output value of any node, next to a Gemm/MatMul's multiply-adds: elementwise
+#: kernels are memory-bound and run at ~0.1-0.7 ns per value against ~25 ps per multiply-add.
+#: It also bounds the memory of all tensors together: at most ``4 * WORK_BUDGET /
+#: ELEMENT_COST`` bytes (62.5 MB) even if every tensor of the graph were alive at once.
+ELEMENT_COST: Final = 32
 #: Largest single tensor (float32) an evaluation may create: ``rows x`` the widest tensor's
 #: values per row, found by shape inference at compile time. ONNX Runtime holds a few such
 #: tensors at once (input, output, one intermediate), next to the shard itself.
@@ -70,6 +85,7 @@ _ORT_ERRORS: Final = (ort_state.Fail, ort_state.InvalidArgument, ort_state.Runti
                       ort_state.NotImplemented, ort_state.EPFail)
 _LOG_ERRORS_ONLY: Final = 3
 _ROWS: Final = "deml_rows"
+_PRODUCTS: Final = frozenset({"Gemm", "MatMul"})
 
 
 class WorkBudgetExceeded(Rejected):
@@ -114,18 +130,19 @@ class Evaluation:
     has_non_finite_outputs: bool = False
 
 
-def check_work_budget(rows: int, params: int) -> None:
+def check_work_budget(rows: int, row_cost: int) -> None:
     """Bound one evaluation's cost before any inference runs (§6: no input stalls the node).
 
-    Cost model ``rows * (params + ROW_OVERHEAD_PARAMS)``: time grows with rows times
-    parameters (the GEMMs), plus a per-row part that even a tiny model pays.
+    ``row_cost`` is :attr:`Scorer.row_cost`: what one shard row costs the graph's nodes
+    (multiply-adds, values written, per-node loops), found by shape inference, plus
+    ``ROW_OVERHEAD`` for what every row costs outside the graph.
     """
-    work = rows * (params + ROW_OVERHEAD_PARAMS)
-    if work > WORK_BUDGET_ROW_PARAMS:
+    work = rows * (row_cost + ROW_OVERHEAD)
+    if work > WORK_BUDGET:
         raise WorkBudgetExceeded(
-            f"{rows} rows x ({params} parameters + {ROW_OVERHEAD_PARAMS} per row) = {work}; "
-            f"one evaluation may cost at most {WORK_BUDGET_ROW_PARAMS} (fewer rows per "
-            "shard, or a smaller model)")
+            f"{rows} rows x ({row_cost} graph cost per row + {ROW_OVERHEAD} per row) = "
+            f"{work}; one evaluation may cost at most {WORK_BUDGET} (fewer rows per shard, or "
+            "a smaller model)")
 
 
 def session_options() -> ort.SessionOptions:
@@ -152,11 +169,18 @@ def check_memory_budget(rows: int, row_elements: int) -> None:
 
 
 def _per_row(info: ValueInfoProto) -> int:
-    """Values per shard row of a tensor whose shape is ``[rows, k1, k2, ...]``, all k known."""
+    """Values per shard row of a tensor shaped ``[rows]``, ``[rows, k]`` or fixed (rank <= 2).
+
+    Rank 3 and up is refused: dense models never need it, and it is where ONNX Runtime's
+    cost stops following the values written (batched MatMul, broadcasting in small spans).
+    """
     dims = list(info.type.tensor_type.shape.dim)
     if not info.type.tensor_type.HasField("shape") or not dims:
         raise ModelInvalid(f"tensor {info.name!r} has no inferable shape; use operators "
                            "whose output shapes follow from the input's")
+    if len(dims) > 2:
+        raise ModelInvalid(f"tensor {info.name!r} has {len(dims)} dimensions; accepted: "
+                           "[N] or [N, k] (and fixed tensors of rank 1 or 2)")
     per_row = 1
     for index, dim in enumerate(dims):
         if dim.HasField("dim_value"):
@@ -169,15 +193,78 @@ def _per_row(info: ValueInfoProto) -> int:
     return per_row
 
 
-def _row_elements(template: ModelProto) -> int:
-    """The most values per shard row any tensor of the graph holds (ONNX shape inference)."""
+def _inferred(template: ModelProto) -> ModelProto:
     try:
-        inferred = shape_inference.infer_shapes(template, check_type=True, strict_mode=True,
-                                                 data_prop=True)
+        inferred: ModelProto = shape_inference.infer_shapes(
+            template, check_type=True, strict_mode=True, data_prop=True)
     except (shape_inference.InferenceError, ValidationError) as exc:
         raise ModelInvalid(f"the graph's shapes do not check out: {exc}") from exc
+    return inferred
+
+
+def _value_infos(inferred: ModelProto) -> dict[str, ValueInfoProto]:
+    """Every tensor's inferred type by name: constants, inputs, intermediates, output."""
+    graph = inferred.graph
+    infos = {t.name: helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+             for t in graph.initializer}
+    infos.update((info.name, info) for info in (*graph.input, *graph.value_info, *graph.output))
+    return infos
+
+
+def _inner_dim(node: NodeProto, infos: dict[str, ValueInfoProto]) -> int:
+    """Multiply-adds per output value of a Gemm or MatMul: K, the dimension summed over."""
+    info = infos.get(node.input[0]) if node.input else None
+    dims = list(info.type.tensor_type.shape.dim) if info is not None else []
+    transposed = node.op_type == "Gemm" and any(
+        a.name == "transA" and a.i for a in node.attribute)
+    dim = dims[0 if transposed else -1] if dims else None
+    if dim is not None and dim.HasField("dim_value"):
+        return int(dim.dim_value)
+    if dim is not None and dim.dim_param == _ROWS:
+        return 1  # summed over the rows: the (fixed) output's values count once per row
+    raise ModelInvalid(f"{node.op_type} node with input {list(node.input)[:1]}: the summed "
+                       "dimension has no inferable size")
+
+
+def _check_softmax_axis(node: NodeProto, output: ValueInfoProto) -> None:
+    """Softmax over the last axis only: over the rows it strides and costs ~3x per value."""
+    rank = len(output.type.tensor_type.shape.dim)
+    axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+    if axis not in (-1, rank - 1):
+        raise ModelInvalid(f"Softmax over axis {axis} of a rank-{rank} tensor; accepted: the "
+                           "last axis (-1)")
+
+
+def _node_cost(node: NodeProto, infos: dict[str, ValueInfoProto]) -> int:
+    """Cost per shard row of one node: each value written, multiply-adds, a per-row loop."""
+    written = 0
+    for name in node.output:
+        info = infos.get(name)
+        if info is None:
+            raise ModelInvalid(f"{node.op_type} output {name!r} has no inferable shape")
+        written += _per_row(info)
+    if node.op_type == "Softmax":
+        _check_softmax_axis(node, infos[node.output[0]])
+    cost = ELEMENT_COST * written
+    if node.op_type in ROW_LOOP_OPERATORS:
+        cost += NODE_ROW_COST
+    if node.op_type in _PRODUCTS:
+        cost += written * _inner_dim(node, infos)
+    return cost
+
+
+def _graph_costs(template: ModelProto) -> tuple[int, int]:
+    """(row_elements, row_cost) of a template, from ONNX shape inference.
+
+    ``row_elements``: the most values per shard row any tensor holds (the memory budget).
+    ``row_cost``: the sum of :func:`_node_cost` over all nodes (the work budget). A tensor
+    without the rows dimension (computed from weights alone) is charged as if per row.
+    """
+    inferred = _inferred(template)
+    infos = _value_infos(inferred)
     tensors = [*inferred.graph.value_info, *inferred.graph.output]
-    return max([_per_row(info) for info in tensors] + [1])
+    row_elements = max([_per_row(info) for info in tensors] + [1])
+    return row_elements, sum(_node_cost(node, infos) for node in inferred.graph.node)
 
 
 def _template(graph: ParsedModel) -> ModelProto:
@@ -211,25 +298,36 @@ class Scorer:
 
     graph: ParsedModel
     session: ort.InferenceSession
+    #: Most values per shard row of any tensor: ``check_memory_budget(rows, row_elements)``.
     row_elements: int
+    #: The graph's cost per shard row: ``check_work_budget(rows, row_cost)``.
+    row_cost: int
 
     @classmethod
-    def compile(cls, graph: ParsedModel) -> Scorer:
-        """Check the graph's shapes and build its session: once per job graph."""
+    def compile(cls, graph: ParsedModel, *, max_rows: int | None = None) -> Scorer:
+        """Check the graph's shapes and build its session: once per job graph.
+
+        With ``max_rows``, the work and memory budgets for that many rows are checked after
+        shape inference, before ONNX Runtime builds anything.
+        """
         template = _template(graph)
-        row_elements = max(_row_elements(template), graph.n_features)
+        row_elements, row_cost = _graph_costs(template)
+        row_elements = max(row_elements, graph.n_features)
+        if max_rows is not None:
+            check_work_budget(max_rows, row_cost)
+            check_memory_budget(max_rows, row_elements)
         try:
             session = ort.InferenceSession(template.SerializeToString(deterministic=True),
                                            session_options(),
                                            providers=["CPUExecutionProvider"])
         except _ORT_ERRORS as exc:
             raise ModelInvalid(f"ONNX Runtime cannot load the graph: {exc}") from exc
-        return cls(graph, session, row_elements)
+        return cls(graph, session, row_elements, row_cost)
 
     def score(self, model: ParsedModel, shard: Shard, metric: Metric) -> Evaluation:
         """One batch inference over the whole shard, then the metric."""
         check_weights_match(self.graph, model)
-        check_work_budget(shard.rows, self.graph.params)
+        check_work_budget(shard.rows, self.row_cost)
         check_memory_budget(shard.rows, self.row_elements)
         if shard.X.shape[1] != self.graph.n_features:
             raise ShardModelMismatch(f"shard has {shard.X.shape[1]} features; the model "
@@ -281,8 +379,7 @@ def evaluate(model_bytes: bytes, shard: Shard, metric: Metric, *,
     """
     if scorer is None:
         model = parse_model(model_bytes)
-        check_work_budget(shard.rows, model.params)
-        scorer = Scorer.compile(model)
+        scorer = Scorer.compile(model, max_rows=shard.rows)
     else:
         model = check_same_graph(scorer.graph, model_bytes)
     return scorer.score(model, shard, metric)

@@ -20,7 +20,7 @@ from .blobs import canonical_cid
 from .context import Context
 from .errors import BadArgument, Rejected
 from .metrics import Metric
-from .scoring import check_budgets, parse_metric
+from .scoring import check_budgets, parse_metric, scorer_for, weights_fingerprint
 from .shards import MAX_SHARD_ROWS
 from .state import State
 
@@ -97,16 +97,18 @@ def handle_create_job_from_balance(ctx: Context, *, asset: str, amount: int,
 
 
 def _create(ctx: Context, asset: str, amount: int, spec_args: dict[str, Any]) -> None:
+    ledger.debit(ctx.state, asset, ctx.sender, amount)  # into escrow; first, as it is cheap
     spec = parse_spec(ctx, **spec_args)
     if amount < spec.rounds:
         raise InvalidJobSpec(f"a reward of {amount} cannot fund {spec.rounds} rounds; "
                              "give at least one base unit per round")
-    ledger.debit(ctx.state, asset, ctx.sender, amount)  # into the job's escrow
     job_id = ctx.state.counters.get("next_job_id", 1)
     ctx.state.counters["next_job_id"] = job_id + 1
     job = Job(job_id, ctx.sender, asset, amount, spec, ctx.meta.block_timestamp,
               ctx.meta.input_index, 0, spec.model_cid)
     open_round(ctx, job, 0, start_ts=ctx.meta.block_timestamp)
+    initial = scorer_for(ctx, spec.model_cid).graph
+    ctx.state.fingerprints[(job_id, weights_fingerprint(initial))] = "global"
     ctx.notice(notices.JOB_CREATED.encode(job_id, ctx.sender, asset, amount, spec.model_cid,
                                           spec.metric.value, spec.rounds))
 
@@ -141,7 +143,7 @@ class Submission:
     model_cid: str | None = None
     reveal_input: int | None = None
     score: int | None = None  # None until scored (or forever, without a shard)
-    #: Same weights as the round's global model: never paid, never aggregated.
+    #: Same weights as a global model or an earlier reveal in the job: never paid or averaged.
     is_copy: bool = False
 
 

@@ -3,9 +3,10 @@
 Two entry points, both bytes in and a :class:`ParsedModel` out, each parsing the bytes once:
 
 - :func:`parse_model` validates a model on its own: a job's initial model, or any model sent
-  to ``evaluate``. Size bound, protobuf decode, allowed operators only, no custom domains,
-  functions, subgraphs, sparse or external data; one float32 input ``[N, d]``, one float
-  output; float32 weights (finite) and int64 constants only.
+  to ``evaluate``. Size bound, protobuf decode, at most ``MAX_NODES`` nodes, each feeding the
+  output; allowed operators only, no custom domains, functions, subgraphs, sparse or
+  external data; one float32 input ``[N, d]``, one float output; float32 weights (finite)
+  and int64 constants only.
 - :func:`check_same_graph` validates a submission against the job's already-validated
   graph: everything but the float initializer *values* must be identical, so a submission
   passes every structural rule by construction and only its weights are new.
@@ -29,33 +30,25 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 from .errors import Rejected
 
 __all__ = [
-    "ALLOWED_OPERATORS",
-    "MAX_MODEL_BYTES",
-    "GraphMismatch",
-    "InitializerMismatch",
-    "ModelFeatureNotAllowed",
-    "ModelIoInvalid",
-    "ModelTooLarge",
-    "ModelUnparseable",
-    "NonFiniteWeights",
-    "OperatorNotAllowed",
-    "ParsedModel",
-    "check_same_graph",
-    "check_weights_match",
-    "parse_model",
+    "ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "MAX_NODES", "GraphMismatch", "InitializerMismatch",
+    "ModelFeatureNotAllowed", "ModelIoInvalid", "ModelTooLarge", "ModelUnparseable",
+    "NonFiniteWeights", "OperatorNotAllowed", "ParsedModel", "TooManyNodes", "check_same_graph",
+    "check_weights_match", "parse_model",
 ]
 
 #: Bytes of one serialized model. 16 MiB is ~4M float32 weights, far past what the work
 #: budget lets any shard evaluate, yet small beside the machine's RAM.
 MAX_MODEL_BYTES: Final = 16 * 1024 * 1024
 
+#: Nodes in one graph: an MLP needs two per layer (Gemm, activation), so 64 is 32 layers.
+#: Bounds graph size where weights do not (K MatMuls may all reuse one weight).
+MAX_NODES: Final = 64
+
 #: Default-domain operators a graph may use: enough for linear, logistic and softmax
 #: regression and dense networks, nothing with control flow, randomness or variable cost.
 ALLOWED_OPERATORS: Final = frozenset({
-    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div",
-    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "Clip",
-    "Identity", "Reshape", "Flatten",
-})
+    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
+    "Softmax", "Clip", "Identity", "Reshape", "Flatten"})
 
 _DEFAULT_DOMAINS: Final = frozenset({"", "ai.onnx"})
 _OPSETS: Final = range(13, 22)       # ONNX Runtime 1.21 implements all of these
@@ -65,8 +58,7 @@ _DTYPES: Final[dict[int, np.dtype[Any]]] = {
     TensorProto.FLOAT: np.dtype("<f4"), TensorProto.INT64: np.dtype("<i8")}
 _SCALAR_ATTRIBUTES: Final = frozenset({
     AttributeProto.FLOAT, AttributeProto.INT, AttributeProto.STRING,
-    AttributeProto.FLOATS, AttributeProto.INTS, AttributeProto.STRINGS,
-})
+    AttributeProto.FLOATS, AttributeProto.INTS, AttributeProto.STRINGS})
 
 
 class ModelTooLarge(Rejected):
@@ -77,6 +69,10 @@ class ModelUnparseable(Rejected):
     """Not an ONNX ModelProto, or one whose tensors do not hold the data their dims need."""
 
     code = "model_unparseable"
+
+
+class TooManyNodes(Rejected):
+    code = "too_many_nodes"
 
 
 class OperatorNotAllowed(Rejected):
@@ -112,6 +108,7 @@ class NonFiniteWeights(Rejected):
 
 
 FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -130,11 +127,11 @@ class ParsedModel:
     n_features: int
     output_name: str
     weights: Mapping[str, FloatArray]
-    constants: Mapping[str, npt.NDArray[np.int64]]
+    constants: Mapping[str, IntArray]
 
     @property
     def params(self) -> int:
-        """Element count of all initializers: the model-size factor of the work budget."""
+        """Element count of all initializers (reported; the work budget uses the graph)."""
         return sum(a.size for a in self.weights.values()) + sum(
             a.size for a in self.constants.values())
 
@@ -153,6 +150,8 @@ def _decode(model_bytes: bytes, max_bytes: int) -> ModelProto:
 
 def _check_model_features(proto: ModelProto) -> None:
     """Reject everything outside the plain single-graph, default-domain subset of ONNX."""
+    if len(proto.graph.node) > MAX_NODES:
+        raise TooManyNodes(f"{len(proto.graph.node)} nodes; at most {MAX_NODES} accepted")
     for index, node in enumerate(proto.graph.node):
         _check_node(index, node)
     if proto.ir_version not in _IR_VERSIONS:
@@ -241,16 +240,13 @@ def _tensor_array(tensor: TensorProto) -> npt.NDArray[np.generic]:
 def _check_finite(name: str, array: FloatArray) -> None:
     if not np.isfinite(array).all():
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-        raise NonFiniteWeights(f"initializer {name!r} holds {bad} NaN or infinite values; "
-                               "only finite weights are accepted")
+        raise NonFiniteWeights(f"initializer {name!r} holds {bad} NaN or infinite values")
 
 
-def _read_initializers(
-    proto: ModelProto,
-) -> tuple[dict[str, FloatArray], dict[str, npt.NDArray[np.int64]]]:
+def _read_initializers(proto: ModelProto) -> tuple[dict[str, FloatArray], dict[str, IntArray]]:
     """Float32 weights and int64 constants by name, in graph order; weights must be finite."""
     weights: dict[str, FloatArray] = {}
-    constants: dict[str, npt.NDArray[np.int64]] = {}
+    constants: dict[str, IntArray] = {}
     for tensor in proto.graph.initializer:
         if tensor.name in weights or tensor.name in constants or not tensor.name:
             raise ModelUnparseable(f"initializer name {tensor.name!r} is empty or repeated")
@@ -263,11 +259,22 @@ def _read_initializers(
     return weights, constants
 
 
+def _check_every_node_is_used(graph: GraphProto, output_name: str) -> None:
+    """Every node feeds the output (nodes come in topological order): no dead work."""
+    needed = {output_name}
+    for index, node in reversed(list(enumerate(graph.node))):
+        if needed.isdisjoint(node.output):
+            raise ModelFeatureNotAllowed(f"{_describe_node(index, node)} is unused: every node "
+                                         "must feed a later node or the graph output")
+        needed.update(node.input)
+
+
 def parse_model(model_bytes: bytes, *, max_bytes: int = MAX_MODEL_BYTES) -> ParsedModel:
     """Decode and validate a model that stands on its own (a job's graph, an evaluation)."""
     proto = _decode(model_bytes, max_bytes)
     _check_model_features(proto)
     input_name, n_features, output_name = _check_io(proto)
+    _check_every_node_is_used(proto.graph, output_name)
     weights, constants = _read_initializers(proto)
     return ParsedModel(proto, proto, input_name, n_features, output_name, weights, constants)
 

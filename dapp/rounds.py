@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from deml_protocol import notices
 from deml_protocol.commitments import holdout_commitment, submission_commitment
 
@@ -20,8 +18,7 @@ from .context import Context
 from .errors import BadArgument, Rejected
 from .fedavg import fedavg
 from .jobs import Job, Round, Submission, get_job, open_round
-from .onnx_checks import ParsedModel
-from .scoring import checked_model, score, scorer_for, stored_shard
+from .scoring import checked_model, score, scorer_for, stored_shard, weights_fingerprint
 
 
 class WindowNotOpen(Rejected):
@@ -151,7 +148,10 @@ def handle_reveal_submission(ctx: Context, *, jobId: int, round: int,  # noqa: N
                                  "is not your commitment: check the CID and the salt")
     graph, metric = job.spec.model_cid, job.spec.metric
     model = checked_model(ctx, graph, model_cid)
-    is_copy = _same_weights(model, checked_model(ctx, graph, rnd.model_cid))
+    fingerprint = (jobId, weights_fingerprint(model))
+    is_copy = fingerprint in ctx.state.fingerprints  # a global model, or someone's earlier reveal
+    if not is_copy:
+        ctx.state.fingerprints[fingerprint] = ctx.sender
     model_score = None
     if rnd.holdout_cid is not None:
         shard = stored_shard(ctx, rnd.holdout_cid, metric, max_rows=job.spec.holdout_rows)
@@ -172,10 +172,6 @@ def _check_reveal_window(rnd: Round, now: int) -> None:
         raise HoldoutPending(f"the sponsor may still reveal the shard until "
                              f"{rnd.holdout_end_ts}; reveal your model after that or after "
                              "the shard is revealed")
-
-
-def _same_weights(a: ParsedModel, b: ParsedModel) -> bool:
-    return all(np.array_equal(a.weights[name], b.weights[name]) for name in b.weights)
 
 
 def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:  # noqa: N803, A002
@@ -214,8 +210,11 @@ def _aggregate(ctx: Context, job: Job, rnd: Round, winners: list[Submission]) ->
     if not winners:
         return rnd.model_cid
     graph_cid = job.spec.model_cid
-    models = [checked_model(ctx, graph_cid, s.model_cid or "") for s in winners]
-    return store_derived_blob(ctx, fedavg(scorer_for(ctx, graph_cid).graph, models))
+    models = (checked_model(ctx, graph_cid, s.model_cid or "") for s in winners)  # one at a time
+    new_cid = store_derived_blob(ctx, fedavg(scorer_for(ctx, graph_cid).graph, models))
+    fingerprint = weights_fingerprint(checked_model(ctx, graph_cid, new_cid))
+    ctx.state.fingerprints.setdefault((job.id, fingerprint), "global")
+    return new_cid
 
 
 def _finish_round(ctx: Context, job: Job, rnd: Round, revealed: list[Submission],

@@ -9,6 +9,8 @@ and a rolled-back input can leave one behind harmlessly.
 
 from __future__ import annotations
 
+import hashlib
+
 from deml_protocol import notices
 
 from .blobs import blob_bytes, canonical_cid
@@ -32,18 +34,34 @@ def parse_metric(name: str) -> Metric:
                             f"{', '.join(m.value for m in Metric)}") from None
 
 
+#: Sessions kept at once. Bounded because inputs that are later rejected can add entries too.
+MAX_CACHED_SCORERS = 8
+
+
 def scorer_for(ctx: Context, graph_cid: str) -> Scorer:
     scorer = ctx.scorers.get(graph_cid)
     if scorer is None:
         scorer = Scorer.compile(parse_model(blob_bytes(ctx.state, graph_cid)))
+        while len(ctx.scorers) >= MAX_CACHED_SCORERS:
+            ctx.scorers.pop(next(iter(ctx.scorers)))  # oldest first; affects speed, not scores
         ctx.scorers[graph_cid] = scorer
     return scorer
+
+
+def weights_fingerprint(model: ParsedModel) -> bytes:
+    """sha256 over the weight values in graph order: equal weights, equal fingerprint, however
+    the file was serialized. Models share a graph here, so names and shapes are fixed."""
+    digest = hashlib.sha256()
+    for name, array in model.weights.items():
+        digest.update(name.encode() + b"\0")
+        digest.update(array.tobytes())
+    return digest.digest()
 
 
 def check_budgets(ctx: Context, graph_cid: str, rows: int) -> None:
     """Before any shard exists: can one evaluation of ``rows`` rows run within bounds?"""
     scorer = scorer_for(ctx, graph_cid)
-    check_work_budget(rows, scorer.graph.params)
+    check_work_budget(rows, scorer.row_cost)
     check_memory_budget(rows, scorer.row_elements)
 
 

@@ -38,6 +38,9 @@ class State:
     rounds: dict[tuple[int, int], Round] = field(default_factory=dict)
     #: (job id, round, client) -> submission record.
     submissions: dict[tuple[int, int, str], Submission] = field(default_factory=dict)
+    #: (job id, weights fingerprint) -> who showed those weights first in the job ("global"
+    #: for the job's global models). Later reveals of the same weights are copies.
+    fingerprints: dict[tuple[int, bytes], str] = field(default_factory=dict)
 
     def copy(self) -> State:
         """A transaction: an independent State sharing only immutable values."""

@@ -91,6 +91,11 @@ class NodeApi:
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
 
+def _content_length(header: str) -> int | None:
+    """The declared body size, or None if it is not a plain non-negative integer."""
+    return int(header) if header.isascii() and header.isdigit() else None
+
+
 def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
 
@@ -103,7 +108,9 @@ def _handler(api: NodeApi) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
 
         def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length", "0"))
+            length = _content_length(self.headers.get("Content-Length", "0"))
+            if length is None:
+                return self._send(400, "Content-Length must be a non-negative integer")
             if self.path.startswith("/inspect"):
                 if length > INSPECT_BODY_LIMIT:
                     return self._send(413, "payload too large")

@@ -254,7 +254,10 @@ def _make_handler(server: GuestServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b"not found", "text/plain")
 
         def _json(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length", "0"))
+            header = self.headers.get("Content-Length", "0")
+            if not (header.isascii() and header.isdigit()):
+                raise _BadRequest("Content-Length must be a non-negative integer")
+            length = int(header)
             if length > JSON_BODY_LIMIT:
                 raise _BadRequest("JSON payload is larger than allowed")
             try:

@@ -23,10 +23,11 @@ import threading
 from dataclasses import dataclass
 from typing import IO
 
+import requests
 from eth_abi.abi import decode
 
 from deml_protocol.abi import keccak256
-from devnet.chain import Chain, TransactionReverted
+from devnet.chain import Chain, ChainError, TransactionReverted
 from devnet.contracts import Rollups, decode_evm_advance
 from devnet.guest_server import MachineHalted, Result
 from devnet.host_machine import HostMachine
@@ -88,9 +89,17 @@ class Node:
         self.chain.close()
 
     def run(self, stop: threading.Event, *, poll_interval_s: float = 0.2) -> None:
+        """Step until ``stop``. A chain that does not answer is retried with backoff; anything
+        else (a replay mismatch, a bug) ends the run by raising."""
+        backoff = poll_interval_s
         while not stop.is_set():
-            self.step()
-            stop.wait(poll_interval_s)
+            try:
+                self.step()
+                backoff = poll_interval_s
+            except (ChainError, requests.RequestException) as exc:
+                backoff = min(backoff * 2, 10.0)
+                log.warning("chain unavailable (%s); retrying in %.1f s", exc, backoff)
+            stop.wait(backoff)
 
     def step(self) -> None:
         head = self.chain.block_number()
@@ -127,22 +136,23 @@ class Node:
     # ---- 2. process ----------------------------------------------------------------------------
     def _process_pending(self) -> None:
         for row in self.store.inputs(where="status = 'NONE'"):
-            status, outputs, reports = self._advance(row)
-            self.tree.extend(o.hash for o in outputs)
-            self.store.record_result(input_index=row.index, status=status, outputs=outputs,
-                                     reports=reports, outputs_hash=self.tree.root())
+            with self._lock:  # inspects see a state and a processed count that agree
+                status, outputs, reports = self._advance(row)
+                self.tree.extend(o.hash for o in outputs)
+                self.store.record_result(input_index=row.index, status=status,
+                                         outputs=outputs, reports=reports,
+                                         outputs_hash=self.tree.root())
             log.info("input %d: %s, %d outputs, %d reports", row.index, status, len(outputs),
                      len(reports))
 
     def _advance(self, row: InputRow) -> tuple[str, list[OutputRow], list[bytes]]:
         metadata, payload = decode_evm_advance(row.raw)
-        with self._lock:
-            try:
-                result = self.machine.advance(metadata, payload)
-            except MachineHalted as exc:
-                log.error("input %d halted the DApp (%s); restarting it by replay", row.index, exc)
-                self._restart_machine()
-                return "EXCEPTION", [], [str(exc).encode()]
+        try:
+            result = self.machine.advance(metadata, payload)
+        except MachineHalted as exc:
+            log.error("input %d halted the DApp (%s); restarting it by replay", row.index, exc)
+            self._restart_machine()
+            return "EXCEPTION", [], [str(exc).encode()]
         outputs = [OutputRow(o.index, row.index, o.raw, output_hash(o.raw))
                    for o in result.outputs]
         return STATUS[result.status], outputs, result.reports

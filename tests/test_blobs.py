@@ -113,22 +113,33 @@ def test_chunk_past_the_announced_size_is_rejected(dapp: Driver) -> None:
     assert dapp.send(ALICE, payloads[1]).status == "accepted"
 
 
-def test_quotas_and_abandoned_uploads(dapp: Driver) -> None:
-    first, second = pseudo_random(500_000, b"1"), pseudo_random(500_000, b"2")
-    upload(dapp, ALICE, first)
-    cid2, payloads2 = upload_inputs(second)
-    dapp.send(ALICE, payloads2[0])  # reserves 500 kB: ALICE now holds her 1 MB quota
-    third = pseudo_random(10, b"3")
-    assert error_of(dapp.send(ALICE, upload_inputs(third)[1][0])) == "quota_exceeded"
-    big = pseudo_random(550_000, b"4")
-    assert error_of(dapp.send(BOB, upload_inputs(big)[1][0])) == "quota_exceeded"  # total
-    dapp.send(BOB, inputs.WITHDRAW_ETHER.encode(1), advance_time=7200)  # an hour passes
-    assert error_of(dapp.send(ALICE, payloads2[1])) == "upload_expired"
-    assert dapp.send(ALICE, payloads2[0]).status == "accepted"  # begin again after expiry
-    assert dapp.send(ALICE, inputs.ABORT_BLOB.encode(cid2)).status == "accepted"
-    assert upload(dapp, BOB, big)  # the abandoned reservation was released
+def test_quotas_count_bytes_held_and_uploads_expire(dapp: Driver) -> None:
+    carol = "0x" + "c0" * 20
+    upload(dapp, ALICE, pseudo_random(500_000, b"1"))  # ALICE holds 500 kB of her 1 MB
+    too_big = pseudo_random(500_001, b"x")
+    assert error_of(dapp.send(ALICE, upload_inputs(too_big)[1][0])) == "quota_exceeded"
+    cid2, payloads2 = upload_inputs(pseudo_random(400_000, b"2"))
+    for payload in payloads2[:3]:  # begin + two chunks: only received bytes are held
+        assert dapp.send(ALICE, payload).status == "accepted"
+    assert dapp.query(f"uploads/{ALICE}")[0]["received"] == 2 * CHUNK_BYTES
+    upload(dapp, BOB, pseudo_random(600_000, b"3"))  # the DApp now holds 1,229,024 bytes
+    late = pseudo_random(300_000, b"4")
+    assert error_of(dapp.send(carol, upload_inputs(late)[1][0])) == "quota_exceeded"  # total
+    dapp.send(BOB, inputs.WITHDRAW_ETHER.encode(1), advance_time=7200)  # two hours pass
+    assert error_of(dapp.send(ALICE, payloads2[3])) == "upload_expired"
+    assert upload(dapp, carol, late)  # the abandoned upload was dropped and its bytes freed
     assert dapp.query(f"uploads/{ALICE}") == []
     assert dapp.query(f"blobs/{cid2}")["status"] == "absent"
+
+
+def test_upload_count_and_empty_chunks(dapp: Driver) -> None:
+    dave = "0x" + "d0" * 20
+    begins = [upload_inputs(bytes([i]) * 100)[1][0] for i in range(5)]
+    for payload in begins[:4]:
+        assert dapp.send(dave, payload).status == "accepted"
+    assert error_of(dapp.send(dave, begins[4])) == "too_many_uploads"
+    cid = upload_inputs(bytes([0]) * 100)[0]
+    assert error_of(dapp.send(dave, inputs.PUT_CHUNK.encode(cid, 0, b""))) == "bad_argument"
 
 
 def test_empty_blob(dapp: Driver) -> None:

@@ -110,3 +110,14 @@ def test_node_json_rpc_shapes(client: Client) -> None:
     assert all(i["index"].startswith("0x") for i in listed["data"])
     with pytest.raises(AssertionError, match="-32000"):
         client.rpc("cartesi_getApplication", application="nope")
+
+
+def test_inspect_refuses_a_negative_content_length(client: Client) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(client.info["inspect_url"])
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(f"POST {url.path} HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"
+                     "balances/0x00".encode())
+        assert conn.recv(200).startswith(b"HTTP/1.1 400")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 import pytest
 import sklearn.metrics as skm
 from onnx import TensorProto, helper, numpy_helper
@@ -17,7 +19,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from dapp import evaluation, metrics, shards
+from dapp import evaluation, metrics, onnx_checks, shards
 from dapp.errors import Rejected
 from dapp.evaluation import Evaluation, Scorer, evaluate
 from dapp.metrics import PPM, SCORE_MIN, Metric
@@ -358,24 +360,147 @@ def test_shard_must_fit_the_model(cancer_shards: dict[Metric, Shard]) -> None:
 
 
 def test_work_budget() -> None:
-    most = evaluation.WORK_BUDGET_ROW_PARAMS // 10_000 - evaluation.ROW_OVERHEAD_PARAMS
+    most = evaluation.WORK_BUDGET // 10_000 - evaluation.ROW_OVERHEAD
     evaluation.check_work_budget(10_000, most)
     assert code_of(lambda: evaluation.check_work_budget(10_000, most + 1)) == (
         "work_budget_exceeded")
-    # the 10,000-row, 30-64-64-2 case of the architecture fits with room to spare
-    evaluation.check_work_budget(10_000, 6274 * 5)
+    # the 10,000-row, 30-64-64-2 case of the architecture fits with room to spare, and
+    # 30-146-146-2 is the largest such MLP (docs/evaluation.md)
+    def row_cost(hidden: int) -> int:
+        return Scorer.compile(parse_model(model_zoo.mlp([30, hidden, hidden, 2]))).row_cost
+
+    evaluation.check_work_budget(10_000, row_cost(64) * 2)
+    evaluation.check_work_budget(10_000, row_cost(146))
+    assert code_of(lambda: evaluation.check_work_budget(10_000, row_cost(147))) == (
+        "work_budget_exceeded")
+    big = model_zoo.mlp([1, 256, 256, 2], seed=0)
     rows = 8192
-    params_needed = evaluation.WORK_BUDGET_ROW_PARAMS // rows + 1
-    hidden = int(np.sqrt(params_needed)) + 1
-    big = model_zoo.mlp([1, hidden, hidden, 2], seed=0)
     shard = load_shard(npz(X=np.ones((rows, 1), dtype=np.float32),
                            y=np.arange(rows) % 2), Metric.ACCURACY)
     assert code_of(lambda: evaluate(big, shard, Metric.ACCURACY)) == "work_budget_exceeded"
+    # every tensor together stays far below the RAM, even if all were alive at once
+    assert 4 * evaluation.WORK_BUDGET // evaluation.ELEMENT_COST <= 64 * 1024 * 1024
+
+
+def _graph(nodes: list[Any], inits: dict[str, npt.NDArray[Any]], features: int,
+           out: str, out_width: int) -> bytes:
+    graph = helper.make_graph(
+        nodes, "structure",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", features])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", out_width])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    serialized: bytes = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                          ir_version=8).SerializeToString()
+    return serialized
+
+
+def reused_weight_chain(count: int) -> bytes:
+    """The review's attack: ``count`` MatMuls that all reuse one 30x30 weight (900 params)."""
+    nodes = [helper.make_node("MatMul", ["X" if i == 0 else f"h{i}", "W"], [f"h{i + 1}"])
+             for i in range(count)]
+    return _graph(nodes, {"W": np.eye(30, dtype=np.float32)}, 30, f"h{count}", 30)
+
+
+ROW_LOOP, VALUE = evaluation.NODE_ROW_COST, evaluation.ELEMENT_COST
+F32, I64 = np.float32, np.int64
+
+
+@pytest.mark.parametrize("model, row_cost", [
+    # Gemm 30 -> 1 (30 multiply-adds, 1 value, a row loop), Sigmoid (1 value)
+    (model_zoo.logistic_regression(np.ones(30)), 30 + VALUE + ROW_LOOP + VALUE),
+    # multiply-adds 30*64 + 64*64 + 64*2; values 64, 64, 2 (Gemm) + 64, 64 (Relu) + 2
+    (model_zoo.mlp([30, 64, 64, 2], seed=0),
+     30 * 64 + 64 * 64 + 64 * 2 + VALUE * 260 + 4 * ROW_LOOP),
+    # X [N,6] -> MatMul [6,5] -> [N,5] -> Reshape [N,5] (a copy) -> Add [5] (a row loop)
+    (_graph([helper.make_node("MatMul", ["X", "W"], ["m"]),
+             helper.make_node("Reshape", ["m", "s"], ["r"]),
+             helper.make_node("Add", ["r", "b"], ["Y"])],
+            {"W": np.ones((6, 5), F32), "s": np.array([0, 5], I64), "b": np.ones(5, F32)},
+            6, "Y", 5),
+     (6 * 5 + VALUE * 5 + ROW_LOOP) + VALUE * 5 + (VALUE * 5 + ROW_LOOP)),
+    # W1 @ W2 has no rows dimension: charged per row anyway (K = 3), then X @ V (K = 4)
+    (_graph([helper.make_node("MatMul", ["W1", "W2"], ["V"]),
+             helper.make_node("MatMul", ["X", "V"], ["Y"])],
+            {"W1": np.ones((4, 3), F32), "W2": np.ones((3, 2), F32)}, 4, "Y", 2),
+     (8 * 3 + VALUE * 8 + ROW_LOOP) + (2 * 4 + VALUE * 2 + ROW_LOOP)),
+    # Gemm with transA over [N, 1]: sums over the rows into a fixed [1, 1]
+    (_graph([helper.make_node("Gemm", ["X", "X"], ["G"], transA=1),
+             helper.make_node("Add", ["X", "G"], ["Y"])], {}, 1, "Y", 1),
+     (1 + VALUE + ROW_LOOP) + (VALUE + ROW_LOOP)),
+], ids=["logistic", "mlp", "reshape-add", "weights-only", "over-rows"])
+def test_row_cost_follows_the_graph(model: bytes, row_cost: int) -> None:
+    assert Scorer.compile(parse_model(model)).row_cost == row_cost
+
+
+@pytest.mark.parametrize("nodes, inits, features", [
+    # a batched MatMul: [N, 1, 2, 2] @ [512, 2, 2] runs 512 tiny GEMMs per row
+    ([helper.make_node("Reshape", ["X", "s"], ["r"]),
+      helper.make_node("MatMul", ["r", "B"], ["m"]),
+      helper.make_node("Reshape", ["m", "f"], ["Y"])],
+     {"s": np.array([0, 1, 2, 2], I64), "B": np.ones((512, 2, 2), F32),
+      "f": np.array([0, 2048], I64)}, 4),
+    # broadcasting in spans of 2: [N, 2, 2] + [2]
+    ([helper.make_node("Reshape", ["X", "s"], ["r"]),
+      helper.make_node("Add", ["r", "b"], ["a"]),
+      helper.make_node("Reshape", ["a", "f"], ["Y"])],
+     {"s": np.array([0, 2, 2], I64), "b": np.ones(2, F32), "f": np.array([0, 4], I64)}, 4),
+    # Softmax over the rows
+    ([helper.make_node("MatMul", ["X", "W"], ["m"]),
+      helper.make_node("Softmax", ["m"], ["Y"], axis=0)], {"W": np.ones((4, 4), F32)}, 4),
+], ids=["batched-matmul", "rank-3-broadcast", "softmax-over-rows"])
+def test_structures_whose_cost_escapes_the_model_are_refused(
+        nodes: list[Any], inits: dict[str, npt.NDArray[Any]], features: int) -> None:
+    width = int(inits["f"][1]) if "f" in inits else 4
+    model = parse_model(_graph(nodes, inits, features, "Y", width))
+    assert code_of(lambda: Scorer.compile(model)) == "model_invalid"
+
+
+class _NoInference:
+    """Stands in for ONNX Runtime: any attempt to build or run a session fails the test."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a session was built")
+
+    def run(self, *args: object) -> None:
+        raise AssertionError("inference ran")
+
+
+def test_reused_weights_cannot_hide_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 MatMuls on one 30x30 weight: 900 params, but row_cost counts every node."""
+    model = reused_weight_chain(64)
+    parsed = parse_model(model)
+    scorer = Scorer.compile(parsed)
+    assert parsed.params == 900
+    assert scorer.row_cost == 64 * (30 * 30 + VALUE * 30 + ROW_LOOP)
+    rows = 100_000
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, X=np.zeros((rows, 30), dtype=np.float32),
+                        y=np.arange(rows) % 2)
+    shard = load_shard(buffer.getvalue(), Metric.ACCURACY)
+    stub = dataclasses.replace(scorer, session=_NoInference.__new__(_NoInference))
+    assert code_of(lambda: stub.score(parsed, shard, Metric.ACCURACY)) == "work_budget_exceeded"
+    monkeypatch.setattr(ort, "InferenceSession", _NoInference)
+    assert code_of(lambda: evaluate(model, shard, Metric.ACCURACY)) == "work_budget_exceeded"
+    # the review's 5,000-node version: refused by the node cap, and by the budget without it
+    assert code_of(lambda: parse_model(reused_weight_chain(5000))) == "too_many_nodes"
+    monkeypatch.setattr(onnx_checks, "MAX_NODES", 5000)
+    assert code_of(lambda: evaluate(reused_weight_chain(5000), shard, Metric.ACCURACY)) == (
+        "work_budget_exceeded")
+
+
+def test_an_honest_mlp_passes_the_budget(cancer_shards: dict[Metric, Shard]) -> None:
+    model = model_zoo.mlp([30, 64, 64, 2], seed=0)
+    scorer = Scorer.compile(parse_model(model))
+    assert scorer.row_cost < 3 * scorer.graph.params
+    evaluation.check_work_budget(10_000, scorer.row_cost)
+    rows = 10_000
+    X = np.random.default_rng(RNG_SEED).standard_normal((rows, 30)).astype(np.float32)
+    shard = load_shard(npz(X=X, y=(X[:, 0] > 0).astype(np.int64)), Metric.ROC_AUC)
+    assert evaluate(model, shard, Metric.ROC_AUC).rows == rows
+    assert scorer.score(scorer.graph, shard, Metric.ROC_AUC).rows == rows
 
 
 def test_session_options_are_pinned() -> None:
-    import onnxruntime as ort
-
     options = evaluation.session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
     assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
@@ -392,12 +517,13 @@ def test_evaluation_fields(cancer_shards: dict[Metric, Shard]) -> None:
 
 def test_memory_budget() -> None:
     """A wide layer on many rows is refused before it runs, whatever its parameter count."""
-    wide = model_zoo.mlp([1, 4096, 2], seed=0)
-    scorer = Scorer.compile(parse_model(wide))
-    assert scorer.row_elements == 4096
+    assert Scorer.compile(parse_model(model_zoo.mlp([1, 4096, 2], seed=0))).row_elements == 4096
+    wide = _graph([helper.make_node("Gemm", ["X", "W", "B"], ["Y"])],
+                  {"W": np.ones((1, 4096), F32), "B": np.zeros(4096, F32)}, 1, "Y", 4096)
     rows = evaluation.MAX_TENSOR_BYTES // (4 * 4096) + 1
     shard = load_shard(npz(X=np.ones((rows, 1), dtype=np.float32), y=np.arange(rows) % 2),
                        Metric.ACCURACY)
+    evaluation.check_work_budget(rows, Scorer.compile(parse_model(wide)).row_cost)
     assert code_of(lambda: evaluate(wide, shard, Metric.ACCURACY)) == "memory_budget_exceeded"
     fits = load_shard(npz(X=np.ones((rows - 1, 1), dtype=np.float32),
                           y=np.arange(rows - 1) % 2), Metric.ACCURACY)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -11,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from dapp.errors import Rejected
-from dapp.fedavg import fedavg
-from dapp.onnx_checks import check_same_graph, parse_model
+from dapp.fedavg import fedavg, serialize_with_weights
+from dapp.onnx_checks import ParsedModel, check_same_graph, parse_model
 from deml_console import model_zoo
 
 SIZES = [6, 5, 3]
@@ -130,3 +131,75 @@ def test_integer_constants_come_from_the_base() -> None:
     values = {t.name: numpy_helper.to_array(t) for t in averaged.graph.initializer}
     np.testing.assert_array_equal(values["shape"], [0, 4])
     np.testing.assert_array_equal(values["W0"], np.full((4, 1), 2.0))
+
+
+def list_based_fedavg(base: bytes, submissions: Sequence[bytes],
+                      weights: Sequence[int]) -> bytes:
+    """The previous implementation: every submission parsed into a list, then averaged."""
+    job = parse_model(base)
+    models = [check_same_graph(job, submission) for submission in submissions]
+    total = float(sum(weights))
+    averaged = {}
+    for name, template in job.weights.items():
+        accumulator = np.zeros(template.shape, dtype=np.float64)
+        for model, weight in zip(models, weights, strict=True):
+            if weight:
+                accumulator += np.multiply(model.weights[name], float(weight), dtype=np.float64)
+        accumulator /= total
+        averaged[name] = accumulator.astype(np.float32)
+    return serialize_with_weights(job, averaged)
+
+
+@pytest.mark.parametrize("seeds, weights", [
+    ((1,), [1]), ((1, 2, 3), [1, 1, 1]), ((4, 5, 6, 7), [3, 0, 7, 2**52]),
+    ((8, 9, 10, 11, 12), [1, 2, 3, 4, 5]),
+])
+def test_streaming_equals_the_list_based_result(base: bytes, seeds: tuple[int, ...],
+                                                weights: list[int]) -> None:
+    models = [client_model(base, seed) for seed in seeds]
+    expected = list_based_fedavg(base, models, weights)
+    assert fedavg(base, models, weights) == expected
+    assert fedavg(base, iter(models), iter(weights)) == expected
+    if weights == [1] * len(models):
+        assert fedavg(base, iter(models)) == expected
+
+
+def test_generators_are_consumed_one_at_a_time(base: bytes) -> None:
+    models = [client_model(base, seed) for seed in (20, 21, 22)]
+    job = parse_model(base)
+    drawn: list[int] = []
+
+    def one_by_one() -> Iterator[bytes | ParsedModel]:
+        for index, model in enumerate(models):
+            drawn.append(index)
+            yield check_same_graph(job, model) if index == 1 else model
+
+    assert fedavg(job, one_by_one(), (w for w in (2, 1, 1))) == fedavg(base, models, [2, 1, 1])
+    assert drawn == [0, 1, 2]
+    drawn.clear()
+    poisoned = (client_model(base, 23) if i < 1 else b"not a model" for i in range(5))
+    assert code_of(lambda: fedavg(base, poisoned)) == "model_unparseable"
+    assert next(poisoned) == b"not a model"  # stopped at the bad one, the rest not drawn
+
+
+@pytest.mark.parametrize("count, weights", [(2, [1]), (1, [1, 1]), (3, [0, 0, 0])])
+def test_weight_count_is_checked_for_generators(base: bytes, count: int,
+                                                weights: list[int]) -> None:
+    models = (client_model(base, seed) for seed in range(count))
+    assert code_of(lambda: fedavg(base, models, iter(weights))) == (
+        "aggregation_weights_invalid")
+
+
+def test_memory_holds_one_submission_not_all(base: bytes) -> None:
+    """20 submissions of a 1.1 MB model: float64 sums, one model and one product (~5x)."""
+    big = model_zoo.mlp([30, 512, 512, 2], seed=0)
+    submission = model_zoo.with_weights(big, model_zoo.get_weights(model_zoo.mlp(
+        [30, 512, 512, 2], seed=1)))
+    job = parse_model(big)
+    tracemalloc.start()
+    try:
+        fedavg(job, (submission for _ in range(20)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * len(submission), (peak, len(submission))  # a list of 20 took ~25x

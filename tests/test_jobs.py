@@ -300,3 +300,27 @@ def test_replay_gives_identical_outputs(market: Market) -> None:
     assert [(r.status, r.outputs, r.reports) for r in results] == [
         (r.status, r.outputs, r.reports) for r in original.results]
     assert replay_digest == original.digest()
+
+
+def test_the_same_weights_are_paid_once(market: Market) -> None:
+    """Sybils revealing one model (or an earlier reveal) are copies, like the global model."""
+    market.post(1000)
+    trained = market.train(0, market.initial_model)
+    play = [(BOB, trained), (CAROL, trained), (DAVE, market.train(1, market.initial_model))]
+    for client, model in play:
+        market.commit(client, model, 0)
+    wait(market, WINDOW)
+    market.reveal_holdout(0)
+    for client, model in play:
+        assert market.reveal(client, model, 0).status == "accepted"
+    view = market.net.query(f"jobs/{market.job_id}/rounds/0")["submissions"]
+    assert [s["is_copy"] for s in view] == [False, True, False]
+    wait(market, 2 * WINDOW)
+    closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 0))
+    assert [c.lower() for c in notice(closed, "RoundClosed")["paid"]] == [BOB, DAVE]
+    market.commit(ERIN, trained, 1)  # BOB's round-0 model again, in round 1
+    wait(market, WINDOW)
+    market.reveal_holdout(1)
+    market.reveal(ERIN, trained, 1)
+    view = market.net.query(f"jobs/{market.job_id}/rounds/1")["submissions"]
+    assert view[0]["is_copy"] is True

@@ -131,6 +131,35 @@ def test_allowed_single_op_passes() -> None:
     parse_model(single_op_model("Softmax", axis=1))
 
 
+def relu_chain(count: int) -> bytes:
+    nodes = [helper.make_node("Relu", [f"h{i}" if i else "X"], [f"h{i + 1}"])
+             for i in range(count)]
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info(f"h{count}", TensorProto.FLOAT, ["N", 3])])
+    serialized: bytes = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                          ir_version=8).SerializeToString()
+    return serialized
+
+
+def test_node_count_is_capped(job: ParsedModel) -> None:
+    parse_model(relu_chain(onnx_checks.MAX_NODES))
+    longer = relu_chain(onnx_checks.MAX_NODES + 1)
+    assert code_of(lambda: parse_model(longer)) == "too_many_nodes"
+    assert code_of(lambda: check_same_graph(job, longer)) == "graph_mismatch"
+
+
+def test_every_node_feeds_the_output(job_bytes: bytes) -> None:
+    def add_dead_node(model: onnx.ModelProto) -> None:
+        model.graph.node.insert(1, helper.make_node("Relu", ["X"], ["unused"]))
+
+    assert code_of(lambda: parse_model(edited(job_bytes, add_dead_node))) == (
+        "model_feature_not_allowed")
+    with_dead_tail = edited(relu_chain(3), lambda m: m.graph.output[0].CopyFrom(
+        helper.make_tensor_value_info("h2", TensorProto.FLOAT, ["N", 3])))
+    assert code_of(lambda: parse_model(with_dead_tail)) == "model_feature_not_allowed"
+
+
 def _add_function(model: onnx.ModelProto) -> None:
     model.functions.append(onnx.FunctionProto(name="f", domain="local"))
 
@@ -336,5 +365,5 @@ def test_error_codes_are_unique_and_declared() -> None:
     classes = [getattr(onnx_checks, name) for name in onnx_checks.__all__]
     errors = [c for c in classes if isinstance(c, type) and issubclass(c, Rejected)]
     codes = [c.code for c in errors]
-    assert len(codes) == len(set(codes)) == 8
+    assert len(codes) == len(set(codes)) == 9
     assert all(Rejected.registry()[code] is c for code, c in zip(codes, errors, strict=True))
