@@ -71,12 +71,18 @@ def build_router() -> Router:
 def build_queries() -> dict[str, Query]:
     return {
         "balances": lambda state, rest: ledger.inspect_balances(state, _one(rest, "balances")),
-        "blobs": lambda state, rest: blobs.inspect_blob(state, _one(rest, "blobs")),
+        "blobs": _query_blobs,
         "uploads": lambda state, rest: blobs.inspect_uploads(state, _one(rest, "uploads")),
         "jobs": job_queries.query_jobs,
         "models": job_queries.query_models,
         "state": lambda state, rest: _state_summary(state, rest),
     }
+
+
+def _query_blobs(state: State, rest: list[str]) -> Any:
+    if len(rest) == 3 and rest[1] == "data":
+        return blobs.inspect_blob_data(state, rest[0], rest[2])
+    return blobs.inspect_blob(state, _one(rest, "blobs or blobs/<cid>/data/<offset>"))
 
 
 def _state_summary(state: State, rest: list[str]) -> dict[str, Any]:

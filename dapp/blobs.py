@@ -15,6 +15,7 @@ in ``state.counters`` (``blob_bytes`` and ``blob_bytes:<address>``): no per-inpu
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -225,6 +226,24 @@ def blob_bytes(state: State, cid: str) -> bytes:
     if data is None:
         raise BlobNotFound(f"{cid} is not stored; upload it with beginBlob/putChunk first")
     return data
+
+
+#: Bytes per ``blobs/<cid>/data/<offset>`` page (base64 grows it by 4/3; reports hold 1 MiB).
+DATA_PAGE_BYTES = 512 * 1024
+
+
+def inspect_blob_data(state: State, cid: str, offset_text: str) -> dict[str, Any]:
+    """A page of a stored blob, so anyone can fetch e.g. a new global model from the DApp.
+    Verify what you assemble against the CID."""
+    data = blob_bytes(state, cid)
+    if not (offset_text.isascii() and offset_text.isdigit()) or int(offset_text) > len(data):
+        raise BadArgument(f"offset must be a number from 0 to {len(data)}")
+    offset = int(offset_text)
+    page = data[offset : offset + DATA_PAGE_BYTES]
+    end = offset + len(page)
+    return {"cid": canonical_cid(cid), "size": len(data), "offset": offset,
+            "data_base64": base64.b64encode(page).decode(),
+            "next_offset": end if end < len(data) else None}
 
 
 def inspect_blob(state: State, cid: str) -> dict[str, Any]:

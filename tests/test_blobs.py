@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterator
 
@@ -140,6 +141,19 @@ def test_upload_count_and_empty_chunks(dapp: Driver) -> None:
     assert error_of(dapp.send(dave, begins[4])) == "too_many_uploads"
     cid = upload_inputs(bytes([0]) * 100)[0]
     assert error_of(dapp.send(dave, inputs.PUT_CHUNK.encode(cid, 0, b""))) == "bad_argument"
+
+
+def test_anyone_can_read_a_stored_blob_back(dapp: Driver) -> None:
+    data = pseudo_random(590_000, b"read")
+    cid = upload(dapp, ALICE, data)
+    pages, offset = [], 0
+    while offset is not None:
+        page = dapp.query(f"blobs/{cid}/data/{offset}")
+        pages.append(base64.b64decode(page["data_base64"]))
+        offset = page["next_offset"]
+    assert b"".join(pages) == data and len(pages) == 2
+    assert dapp.query(f"blobs/{cid}/data/9999999")["error"] == "bad_argument"
+    assert dapp.query(f"blobs/{compute_cid(b'x')}/data/0")["error"] == "blob_not_found"
 
 
 def test_empty_blob(dapp: Driver) -> None:

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from deml_console.cli import app as deml
 from deml_protocol import inputs
-from deml_protocol.cid import compute_cid
 from deml_protocol.uploads import upload_inputs
 from demo.node_client import Client
 from devnet.chain import TransactionReverted
@@ -63,7 +64,10 @@ def test_blob_upload_through_the_chain_and_notice_validation(client: Client,
     data = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(32_768))
     assert len(data) == 1 << 20
     cid, payloads = upload_inputs(data)
-    assert cid == compute_cid(data)
+    blob_file = tmp_path / "blob.bin"
+    blob_file.write_bytes(data)
+    printed = CliRunner().invoke(deml, ["cid", str(blob_file)])
+    assert printed.exit_code == 0 and printed.output.strip() == cid  # `deml cid` agrees
     bob = client.accounts[2]
     for payload in payloads:
         client.rollups.add_input(client.app, payload, sender=bob)
