@@ -8,6 +8,7 @@ by voucher; the vouchers are executed on chain once the epoch is claimed.
 
 from __future__ import annotations
 
+import base64
 import sys
 import tempfile
 import time
@@ -42,11 +43,14 @@ def play_round(market: Market, client: Client, round_index: int, global_model: b
     sponsor, clients = market.sponsor, market.clients
     show(f"\n== Round {round_index + 1}")
     models = [market.train(i, global_model) for i in range(3)] + [global_model]
-    for who, model in zip(clients, models, strict=True):
-        X, y = market.federation.partitions[min(clients.index(who), 2)]
+    for index, (who, model) in enumerate(zip(clients, models, strict=True)):
         market.commit(who, model, round_index)
-        show(f"  {names[who]:<7} trains locally (accuracy on own data "
-             f"{accuracy(model, X, y):.3f}) and commits a sealed hash")
+        if index < 3:
+            X, y = market.federation.partitions[index]
+            show(f"  {names[who]:<7} trains on its private data (accuracy there "
+                 f"{accuracy(model, X, y):.3f}) and commits a sealed hash")
+        else:
+            show(f"  {names[who]:<7} commits the global model unchanged")
     market.net.send(sponsor, b"\0\0\0\0", advance_time=WINDOW)  # block time passes
     market.reveal_holdout(round_index)
     rnd = market.net.query(f"jobs/{market.job_id}/rounds/{round_index}")
@@ -64,20 +68,22 @@ def play_round(market: Market, client: Client, round_index: int, global_model: b
              f"  {'accepted' if ok else 'rejected'}  reward {reward:10.4f} DEML")
     show(f"  new global model {result['newModelCid']}")
     vouchers = [o.index for o in closed.outputs if o.raw[:4] == bytes.fromhex("237a816f")]
-    return market_model(market, result["newModelCid"], models[:3]), vouchers
+    return fetch_blob(market, result["newModelCid"]), vouchers
 
 
-def market_model(market: Market, cid: str, models: list[bytes]) -> bytes:
-    """The new global model, rebuilt locally (FedAvg) and checked against the notice's CID."""
-    from deml_console.model_zoo import get_weights, with_weights
-    from deml_protocol.cid import compute_cid
+def fetch_blob(market: Market, cid: str) -> bytes:
+    """Read a blob back from the DApp over inspect, page by page, and check it is ``cid``."""
+    from deml_protocol.cid import verify_content
 
-    weights = [get_weights(m) for m in models]
-    mean = {k: np.mean([w[k].astype(np.float64) for w in weights], axis=0) for k in weights[0]}
-    rebuilt = with_weights(models[0], mean)
-    if compute_cid(rebuilt) != cid:
-        raise SystemExit("the DApp's aggregate does not match a local FedAvg")
-    return rebuilt
+    pages: list[bytes] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = market.net.query(f"blobs/{cid}/data/{offset}")
+        pages.append(base64.b64decode(page["data_base64"]))
+        offset = page["next_offset"]
+    data = b"".join(pages)
+    verify_content(cid, data)
+    return data
 
 
 def main() -> int:
