@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test test-fast demo lint typecheck bench constraints clean
+.PHONY: setup test test-fast check demo lint typecheck bench constraints clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -25,6 +25,9 @@ test: setup
 # Unit tests only (no anvil, no devnet).
 test-fast: setup
 	$(BIN)/pytest -m "not devnet"
+
+# Everything a reviewer runs: lint, strict typing, the whole suite.
+check: lint typecheck test
 
 demo: setup
 	$(BIN)/python -m demo
