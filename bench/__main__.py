@@ -6,7 +6,7 @@ import runpy
 import sys
 
 BENCHMARKS = ("bench.cid_throughput", "bench.validation", "bench.work_budget",
-              "bench.dapp_inputs")
+              "bench.dapp_inputs", "bench.fedavg_memory")
 
 
 def main() -> int:
