@@ -28,7 +28,7 @@ from deml_protocol.limits import MAX_INPUT_PAYLOAD
 from . import blobs, job_queries, jobs, ledger, rounds, scoring
 from .config import Config
 from .context import Context, Metadata, Output
-from .errors import InternalError, PayloadTooLarge, Rejected
+from .errors import InternalError, NotFound, PayloadTooLarge, Rejected
 from .router import Router
 from .state import State
 
@@ -38,10 +38,6 @@ log = logging.getLogger("dapp")
 MAX_REPORT_BYTES = 1 << 20
 
 Query = Callable[[State, list[str]], Any]
-
-
-class NotFound(Rejected):
-    code = "not_found"
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,3 +75,9 @@ class WrongSender(Rejected):
     """The input must come from a specific address (e.g. a portal) and did not."""
 
     code = "wrong_sender"
+
+
+class NotFound(Rejected):
+    """An inspect path that names nothing (unknown query or missing item)."""
+
+    code = "not_found"

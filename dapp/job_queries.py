@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import NotFound
 from .jobs import Job, Round, Submission, get_job, job_detail, job_summary, parse_job_id
 from .state import State
 
 
 def query_jobs(state: State, rest: list[str]) -> Any:
-    from .app import NotFound  # the app owns the query table; errors flow back to it
-
     if not rest:
         return [job_summary(job) for _, job in sorted(state.jobs.items())]
     job = get_job(state, parse_job_id(rest[0]))
@@ -29,8 +28,6 @@ def query_jobs(state: State, rest: list[str]) -> Any:
 
 
 def query_models(state: State, rest: list[str]) -> Any:
-    from .app import NotFound
-
     if len(rest) != 2 or rest[1] != "latest":
         raise NotFound("use models/<job id>/latest")
     job = get_job(state, parse_job_id(rest[0]))
