@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 from deml_protocol import notices
 
 from .blobs import blob_bytes, canonical_cid
@@ -50,11 +52,12 @@ def scorer_for(ctx: Context, graph_cid: str) -> Scorer:
 
 def weights_fingerprint(model: ParsedModel) -> bytes:
     """sha256 over the weight values in graph order: equal weights, equal fingerprint, however
-    the file was serialized. Models share a graph here, so names and shapes are fixed."""
+    the file was serialized (and -0.0 counts as 0.0). Models share a graph here, so names and
+    shapes are fixed."""
     digest = hashlib.sha256()
     for name, array in model.weights.items():
         digest.update(name.encode() + b"\0")
-        digest.update(array.tobytes())
+        digest.update((array + np.float32(0.0)).tobytes())  # -0.0 + 0.0 == +0.0: one spelling
     return digest.digest()
 
 

@@ -324,3 +324,60 @@ def test_the_same_weights_are_paid_once(market: Market) -> None:
     market.reveal(ERIN, trained, 1)
     view = market.net.query(f"jobs/{market.job_id}/rounds/1")["submissions"]
     assert view[0]["is_copy"] is True
+
+
+def test_round_limits_leaderboard_and_negative_zero_copies(market: Market) -> None:
+    market.post(1000, maxSubmissions=3)
+    job = market.job_id
+    trained = market.train(0, market.initial_model)
+    negative_zero = with_weights(market.initial_model, {"W0": np.full((30, 1), -0.0),
+                                                        "B0": np.array([-0.0])})
+    play = [(BOB, trained), (CAROL, market.train(1, market.initial_model)),
+            (DAVE, negative_zero)]
+    for client, model in play:
+        assert market.commit(client, model, 0).status == "accepted"
+    assert_rejected(market, ERIN, inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x05" * 32),
+                    "round_full")
+    wait(market, WINDOW)
+    assert market.reveal_holdout(0).status == "accepted"
+    data, data_cid = market.holdout(0)
+    assert_rejected(market, ALICE, inputs.REVEAL_HOLDOUT.encode(job, 0, data_cid,
+                                                               salt_for("holdout0")),
+                    "holdout_already_revealed")
+    for client, model in play:
+        market.reveal(client, model, 0)
+    view = market.net.query(f"jobs/{job}/rounds/0")["submissions"]
+    assert [s["is_copy"] for s in view] == [False, False, True]  # -0.0 is the initial 0.0
+    board = market.net.query(f"jobs/{job}/leaderboard")
+    scores = {s["client"]: s["score"] for s in view}
+    assert [row["client"] for row in board] == sorted(scores, key=lambda c: -scores[c])
+    assert [row["rank"] for row in board] == [1, 2, 3]
+
+
+def test_short_portal_payload_is_a_malformed_deposit(market: Market) -> None:
+    from deml_protocol import addresses
+
+    before = market.net.digest()
+    result = market.net.send(addresses.ETHER_PORTAL, b"\x01" * 51)
+    assert error_of(result) == "malformed_deposit"
+    assert market.net.digest() == before
+
+
+def test_resubmitting_the_new_global_model_is_a_copy(market: Market) -> None:
+    market.post(1000)
+    models = [market.train(i, market.initial_model) for i in range(2)]
+    for client, model in zip((BOB, CAROL), models, strict=True):
+        market.commit(client, model, 0)
+    wait(market, WINDOW)
+    market.reveal_holdout(0)
+    for client, model in zip((BOB, CAROL), models, strict=True):
+        market.reveal(client, model, 0)
+    wait(market, 2 * WINDOW)
+    closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 0))
+    new_global = _stored_model(market, notice(closed, "RoundClosed")["newModelCid"], models)
+    market.commit(DAVE, new_global, 1)
+    wait(market, 2 * WINDOW)  # no shard this round: the no-shard rule pays passing models
+    market.reveal(DAVE, new_global, 1)
+    wait(market, WINDOW)
+    closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 1))
+    assert list(notice(closed, "RoundClosed")["paid"]) == []  # a copy is never paid

@@ -1,7 +1,7 @@
 """ABI-encoded calls: a 4-byte selector (keccak of the signature) then ``abi.encode(args)``.
 
-These are the same bytes ``cast calldata`` or ``cartesi send --encoding abi`` produce, so any
-Ethereum tool can build DeML inputs.
+These are the same bytes ``cast calldata`` produces, so any Ethereum tool can build DeML
+inputs (send them as hex; see docs/protocol.md §1.2).
 """
 
 from __future__ import annotations
