@@ -242,8 +242,8 @@ class RpcMethods:
                      descending: Any = False) -> Any:
         self._check_app(application)
         limit, offset = self._page(limit, offset)
-        rows = self._filtered(self.store.outputs(descending=bool(descending)), epoch_index,
-                              input_index)
+        where, args = self._row_filter(epoch_index, input_index)
+        rows = self.store.outputs(where=where, args=args, descending=bool(descending))
         if output_type is not None:
             wanted = output_type if isinstance(output_type, list) else [output_type]
             rows = [r for r in rows if "0x" + r.raw[:4].hex() in [w.lower() for w in wanted]]
@@ -253,15 +253,18 @@ class RpcMethods:
         page = [self._output(r) for r in rows[offset:offset + limit]]
         return self._paginated(page, len(rows), limit, offset)
 
-    def _filtered(self, rows: list[Any], epoch_index: Any, input_index: Any) -> list[Any]:
+    def _row_filter(self, epoch_index: Any, input_index: Any) -> tuple[str, tuple[int, ...]]:
+        """SQL for outputs/reports of one input and/or one epoch (epochs are block windows)."""
+        clauses, args = ["1"], []
         if input_index is not None:
-            wanted = self._number(input_index, "input_index")
-            rows = [r for r in rows if r.input_index == wanted]
+            clauses.append("input_index = ?")
+            args.append(self._number(input_index, "input_index"))
         if epoch_index is not None:
-            epoch = self._number(epoch_index, "epoch_index")
-            rows = [r for r in rows
-                    if self._input_block(r.input_index) // self.app.epoch_length == epoch]
-        return rows
+            epoch, length = self._number(epoch_index, "epoch_index"), self.app.epoch_length
+            clauses.append("input_index IN (SELECT idx FROM inputs "
+                           "WHERE block_number BETWEEN ? AND ?)")
+            args += [epoch * length, (epoch + 1) * length - 1]
+        return " AND ".join(clauses), tuple(args)
 
     def get_output(self, application: Any = None, output_index: Any = None) -> Any:
         self._check_app(application)
@@ -282,8 +285,8 @@ class RpcMethods:
                      descending: Any = False) -> Any:
         self._check_app(application)
         limit, offset = self._page(limit, offset)
-        rows = self._filtered(self.store.reports(descending=bool(descending)), epoch_index,
-                              input_index)
+        where, args = self._row_filter(epoch_index, input_index)
+        rows = self.store.reports(where=where, args=args, descending=bool(descending))
         page = [self._report(r) for r in rows[offset:offset + limit]]
         return self._paginated(page, len(rows), limit, offset)
 

@@ -106,6 +106,11 @@ def test_corrupted_chunk_through_the_chain_stores_nothing(client: Client) -> Non
 
 
 def test_node_json_rpc_shapes(client: Client) -> None:
+    dave = client.accounts[4]
+    client.rollups.deposit_ether(client.app, value_wei=5, sender=dave)
+    client.rollups.add_input(client.app, inputs.WITHDRAW_ETHER.encode(5), sender=dave)  # output
+    client.rollups.add_input(client.app, b"\0\0\0\0", sender=dave)  # rejected: a report
+    client.sync()
     app = client.rpc("cartesi_getApplication", application="deml")["data"]
     assert app["iapplication_address"] == client.app
     assert client.rpc("cartesi_getChainId")["data"] == "0x7a69"
@@ -114,6 +119,18 @@ def test_node_json_rpc_shapes(client: Client) -> None:
     assert all(i["index"].startswith("0x") for i in listed["data"])
     with pytest.raises(AssertionError, match="-32000"):
         client.rpc("cartesi_getApplication", application="nope")
+    outputs = client.rpc("cartesi_listOutputs", application="deml", limit=1000)["data"]
+    reports = client.rpc("cartesi_listReports", application="deml", limit=1000)["data"]
+    for kind, key, source in (("cartesi_listOutputs", "epoch_index", outputs),
+                              ("cartesi_listOutputs", "input_index", outputs),
+                              ("cartesi_listReports", "epoch_index", reports),
+                              ("cartesi_listReports", "input_index", reports)):
+        value = source[-1][key]
+        listed = client.rpc(kind, application="deml", limit=1000, **{key: value})["data"]
+        assert listed and all(item[key] == value for item in listed)
+    same_epoch = [o["index"] for o in outputs if o["epoch_index"] == outputs[-1]["epoch_index"]]
+    assert [o["index"] for o in client.rpc("cartesi_listOutputs", application="deml",
+            limit=1000, epoch_index=outputs[-1]["epoch_index"])["data"]] == same_epoch
 
 
 def test_inspect_refuses_a_negative_content_length(client: Client) -> None:
