@@ -2,9 +2,10 @@
 
 A job is posted atomically with its reward: ``createJob(spec…)`` as the ``execLayerData`` of
 an EtherPortal or ERC20Portal deposit (the deposit is the reward), or
-``createJobFromBalance(asset, amount, spec…)`` from the sponsor's in-app balance. The spec
-is checked before anything is escrowed: the initial model is a stored blob that parses as an
-allowed ONNX graph, one evaluation of it on a full shard fits the work budget, windows and
+``createJobFromBalance(asset, amount, spec…)`` from the sponsor's in-app balance (asset = the
+zero address for ether). Nothing stays escrowed unless the whole spec passes, since the input
+is all-or-nothing: the initial model is a stored blob that parses as an allowed ONNX graph and
+compiles, one evaluation of it on a full shard fits the work and memory budgets, windows and
 per-round shard commitments are consistent, and the reward covers every round.
 """
 

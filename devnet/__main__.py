@@ -42,8 +42,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     _stop_on_signals(stop)
     try:
         devnet.start()
+    except OSError as exc:
+        print(f"error: the devnet did not start: {exc} (is port {args.port} taken? try "
+              "--port 0 for any free port)", file=sys.stderr)
+        return 1
     except Exception as exc:
-        devnet.stop()
         print(f"error: the devnet did not start: {exc}", file=sys.stderr)
         return 1
     info = devnet.info

@@ -56,6 +56,14 @@ class Devnet:
         self._thread: threading.Thread | None = None
 
     def start(self) -> Devnet:
+        """Start everything, or stop what was started and re-raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Devnet:
         started = time.monotonic()
         state_dir = self.config.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
