@@ -98,6 +98,8 @@ def handle_create_job_from_balance(ctx: Context, *, asset: str, amount: int,
 
 
 def _create(ctx: Context, asset: str, amount: int, spec_args: dict[str, Any]) -> None:
+    if amount <= 0:
+        raise InvalidJobSpec("the reward must be positive")
     ledger.debit(ctx.state, asset, ctx.sender, amount)  # into escrow; first, as it is cheap
     spec = parse_spec(ctx, **spec_args)
     if amount < spec.rounds:

@@ -72,7 +72,7 @@ def debit(state: State, asset: str, owner: str, amount: int) -> None:
             f"{owner} has {have} of {asset_name(asset)} and asked for {amount}"
         )
     if amount == have:
-        del state.balances[(asset, owner)]  # no zero rows: keeps state and digest canonical
+        state.balances.pop((asset, owner), None)  # no zero rows: the digest stays canonical
     else:
         state.balances[(asset, owner)] = have - amount
 
