@@ -21,6 +21,7 @@ import pytest
 from devnet.anvil import Anvil
 from devnet.chain import Chain
 from devnet.contracts import Rollups, deploy_rollups
+from devnet.guest_server import GuestServer
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,13 @@ def chain(anvil: Anvil) -> Iterator[Chain]:
 @pytest.fixture(scope="session")
 def rollups(chain: Chain) -> Rollups:
     return deploy_rollups(chain, chain.accounts()[0])
+
+
+@pytest.fixture
+def server() -> Iterator[GuestServer]:
+    """A guest API server with no DApp behind it: the test plays the DApp over HTTP."""
+    with GuestServer() as srv:
+        yield srv
 
 
 @pytest.hookimpl(wrapper=True)

@@ -6,7 +6,6 @@ Here the test plays the DApp over raw HTTP, so every status code and JSON shape 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +18,6 @@ META = {"chain_id": 31337, "app_contract": "0x" + "ab" * 20, "msg_sender": "0x" 
         "block_number": 7, "block_timestamp": 1_700_000_000, "prev_randao": "0x" + "11" * 32,
         "input_index": 0}
 RCPT = "0x" + "ee" * 20
-
-
-@pytest.fixture
-def server() -> Iterator[GuestServer]:
-    with GuestServer() as srv:
-        yield srv
 
 
 def in_background(fn: Any) -> dict[str, Any]:

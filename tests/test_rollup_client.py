@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dapp.rollup import RollupError, RollupServer
 from deml_protocol.outputs import delegate_call_voucher_output, notice_output, voucher_output
-from devnet.guest_server import GuestServer, MachineHalted
+from devnet.guest_server import GuestServer
+from tests.test_guest_server import META, in_background
 
-META = {"chain_id": 1, "app_contract": "0x" + "ab" * 20, "msg_sender": "0x" + "cd" * 20,
-        "block_number": 1, "block_timestamp": 2, "prev_randao": "0x" + "00" * 32,
-        "input_index": 0}
 DEST = "0x" + "ee" * 20
 
 
-@pytest.fixture
-def server() -> Iterator[GuestServer]:
-    with GuestServer() as srv:
-        yield srv
-
-
 def submit(server: GuestServer, payload: bytes) -> dict[str, Any]:
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = server.advance(META, payload, timeout=10)
-        except MachineHalted as exc:
-            box["halted"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    box["thread"] = thread
-    return box
+    return in_background(lambda: server.advance(META, payload, timeout=10))
 
 
 def test_every_output_endpoint(server: GuestServer) -> None:
@@ -58,7 +37,7 @@ def test_every_output_endpoint(server: GuestServer) -> None:
     assert result.reports == [b"r"]
     rollup.exception(b"boom")  # the second request ends as an exception
     second["thread"].join(5)
-    assert "boom" in str(second["halted"])
+    assert "boom" in str(second["error"])
 
 
 def test_a_refused_call_is_a_rollup_error(server: GuestServer) -> None:
