@@ -14,9 +14,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt protoc
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	# `npm ci` refuses this lockfile (npm 11 omits the other platforms' optional anvil
-	# binaries from it), so install from the lockfile with `npm install`.
-	npm install --no-audit --no-fund
+	# The lockfile lists anvil's binary for every platform, so `npm ci` installs exactly
+	# it and never rewrites it.
+	npm ci --no-audit --no-fund
 	touch $@
 
 test: setup

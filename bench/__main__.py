@@ -5,8 +5,13 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ("bench.cid_throughput", "bench.validation", "bench.work_budget",
-              "bench.dapp_inputs", "bench.fedavg_memory")
+BENCHMARKS = (
+    "bench.cid_throughput",
+    "bench.validation",
+    "bench.work_budget",
+    "bench.dapp_inputs",
+    "bench.fedavg_memory",
+)
 
 
 def main() -> int:

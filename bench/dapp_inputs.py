@@ -74,8 +74,10 @@ def main() -> None:
         print(f"{kind:<22}{len(times):>6}{statistics.median(times):>12.2f}{max(times):>10.2f}")
     start, end = start_memory["VmRSS"] // 1024, end_memory["VmRSS"] // 1024
     peak = end_memory["VmHWM"] // 1024
-    print(f"\nDApp memory at start: VmRSS {start} MiB; after the round: VmRSS {end} MiB, "
-          f"peak {peak} MiB")
+    print(
+        f"\nDApp memory at start: VmRSS {start} MiB; after the round: VmRSS {end} MiB, "
+        f"peak {peak} MiB"
+    )
 
 
 if __name__ == "__main__":

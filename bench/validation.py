@@ -67,11 +67,18 @@ def make_cases(seed: int = 1) -> list[Case]:
     logistic = model_zoo.logistic_regression(np.zeros(30))
     mlp = model_zoo.mlp([30, 64, 64, 2], seed=0)
     return [
-        Case("logistic regression (30)", logistic,
-             model_zoo.logistic_regression(rng.standard_normal(30), 0.1)),
-        Case("MLP 30-64-64-2", mlp,
-             model_zoo.with_weights(mlp, model_zoo.get_weights(model_zoo.mlp([30, 64, 64, 2],
-                                                                              seed=seed)))),
+        Case(
+            "logistic regression (30)",
+            logistic,
+            model_zoo.logistic_regression(rng.standard_normal(30), 0.1),
+        ),
+        Case(
+            "MLP 30-64-64-2",
+            mlp,
+            model_zoo.with_weights(
+                mlp, model_zoo.get_weights(model_zoo.mlp([30, 64, 64, 2], seed=seed))
+            ),
+        ),
     ]
 
 
@@ -85,8 +92,7 @@ def timers(case: Case, shard: Shard, metric: Metric) -> dict[str, Callable[[], o
     feeds = {job.input_name: shard.X, **submission.weights}
 
     def bare_new_run() -> object:
-        session = ort.InferenceSession(case.submission, options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(case.submission, options, providers=["CPUExecutionProvider"])
         return session.run(None, {"X": shard.X})
 
     def whole_cold() -> object:
@@ -128,20 +134,26 @@ def shard_load_seconds(data: bytes, repeats: int) -> float:
 
 def table(rows: int, repeats: int) -> list[str]:
     data = make_shard_bytes(rows)
-    header = (f"| model | metric | {' | '.join(c + ' ms' for c in COLUMNS)} "
-              "| whole / bare run | whole / our run |")
+    header = (
+        f"| model | metric | {' | '.join(c + ' ms' for c in COLUMNS)} "
+        "| whole / bare run | whole / our run |"
+    )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for case in make_cases():
         for metric in METRICS:
             shard = load_shard(data, metric)
             samples = sample(timers(case, shard, metric), repeats)
             cells = " | ".join(f"{statistics.median(samples[c]) * 1e3:.3f}" for c in COLUMNS)
-            lines.append(f"| {case.name} | {metric} | {cells} | "
-                         f"{paired_ratio(samples, 'whole', 'bare run'):.2f} | "
-                         f"{paired_ratio(samples, 'whole', 'our run'):.2f} |")
+            lines.append(
+                f"| {case.name} | {metric} | {cells} | "
+                f"{paired_ratio(samples, 'whole', 'bare run'):.2f} | "
+                f"{paired_ratio(samples, 'whole', 'our run'):.2f} |"
+            )
     lines.append("")
-    lines.append(f"shard load ({rows} rows x 30 float32, {len(data)} bytes .npz): "
-                 f"{shard_load_seconds(data, repeats) * 1e3:.3f} ms (once per round)")
+    lines.append(
+        f"shard load ({rows} rows x 30 float32, {len(data)} bytes .npz): "
+        f"{shard_load_seconds(data, repeats) * 1e3:.3f} ms (once per round)"
+    )
     return lines
 
 
@@ -150,8 +162,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=60)
     args = parser.parse_args()
-    print(f"onnxruntime {ort.__version__}, numpy {np.__version__}; "
-          f"{args.rows} rows, median of {args.repeats}; target whole <= {TARGET_RATIO} x bare")
+    print(
+        f"onnxruntime {ort.__version__}, numpy {np.__version__}; "
+        f"{args.rows} rows, median of {args.repeats}; target whole <= {TARGET_RATIO} x bare"
+    )
     for line in table(args.rows, args.repeats):
         print(line)
 

@@ -80,21 +80,23 @@ def _model(nodes: list[NodeProto], weights: Weights, out: str, width: int) -> by
     nodes = [*nodes, helper.make_node("MatMul", [out, "Wout"], ["probability"])]
     weights["Wout"] = np.full((width, 1), 1.0 / width, dtype=np.float32)
     graph = helper.make_graph(
-        nodes, "bench",
+        nodes,
+        "bench",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", FEATURES])],
         [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N", 1])],
-        initializer=[numpy_helper.from_array(v.astype(np.float32), k)
-                     for k, v in weights.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              ir_version=8)
+        initializer=[numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     serialized: bytes = model.SerializeToString()
     return serialized
 
 
 def reused_matmul(count: int) -> bytes:
     """The review's attack: ``count`` MatMuls all reusing one 30x30 weight."""
-    nodes = [helper.make_node("MatMul", ["X" if i == 0 else f"h{i}", "W"], [f"h{i + 1}"])
-             for i in range(count)]
+    nodes = [
+        helper.make_node("MatMul", ["X" if i == 0 else f"h{i}", "W"], [f"h{i + 1}"])
+        for i in range(count)
+    ]
     return _model(nodes, {"W": np.eye(FEATURES)}, f"h{count}", FEATURES)
 
 
@@ -117,8 +119,10 @@ def fan_out(width: int, branches: int) -> bytes:
     """``branches`` Relu copies of one wide tensor, all alive at once, summed by an Add chain."""
     nodes = [helper.make_node("MatMul", ["X", "Win"], ["h"])]
     nodes += [helper.make_node("Relu", ["h"], [f"b{i}"]) for i in range(branches)]
-    nodes += [helper.make_node("Add", [f"s{i}" if i else "b0", f"b{i + 1}"], [f"s{i + 1}"])
-              for i in range(branches - 1)]
+    nodes += [
+        helper.make_node("Add", [f"s{i}" if i else "b0", f"b{i + 1}"], [f"s{i + 1}"])
+        for i in range(branches - 1)
+    ]
     return _model(nodes, {"Win": np.full((FEATURES, width), 0.01)}, f"s{branches - 1}", width)
 
 
@@ -128,10 +132,14 @@ def outer(width: int, branches: int) -> bytes:
     weights: Weights = {"Wc": np.full((FEATURES, 1), 0.01), "Z": np.full((width, 1), 1e-3)}
     for i in range(branches):
         weights[f"r{i}"] = np.full((1, width), 0.5)
-        nodes += [helper.make_node("Add", ["c", f"r{i}"], [f"o{i}"]),
-                  helper.make_node("MatMul", [f"o{i}", "Z"], [f"m{i}"])]
-    nodes += [helper.make_node("Add", [f"s{i}" if i else "m0", f"m{i + 1}"], [f"s{i + 1}"])
-              for i in range(branches - 1)]
+        nodes += [
+            helper.make_node("Add", ["c", f"r{i}"], [f"o{i}"]),
+            helper.make_node("MatMul", [f"o{i}", "Z"], [f"m{i}"]),
+        ]
+    nodes += [
+        helper.make_node("Add", [f"s{i}" if i else "m0", f"m{i + 1}"], [f"s{i + 1}"])
+        for i in range(branches - 1)
+    ]
     return _model(nodes, weights, f"s{branches - 1}", 1)
 
 
@@ -185,8 +193,15 @@ def measure(repeats: int) -> list[Point]:
         job = build()
         scorer = Scorer.compile(parse_model(job))
         for rows in row_counts:
-            points.append(Point(label, scorer.graph.params, scorer.row_cost, rows,
-                                time_cold(job, shard(rows), repeats)))
+            points.append(
+                Point(
+                    label,
+                    scorer.graph.params,
+                    scorer.row_cost,
+                    rows,
+                    time_cold(job, shard(rows), repeats),
+                )
+            )
     return points
 
 
@@ -220,15 +235,26 @@ def at_budget(fixed: float, per_unit: float) -> float:
 
 
 def tables(points: list[Point]) -> list[str]:
-    lines = ["| model | params | row_cost | rows | rows x (row_cost + overhead) | host ms | "
-             f"est. emulator s (x{SLOWDOWN}) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {p.label} | {p.params:,} | {p.row_cost:,} | {p.rows:,} | {p.work:.2e} | "
-              f"{p.seconds * 1e3:.2f} | {p.seconds * SLOWDOWN:.1f} |" for p in points]
-    lines += ["", "| model | fixed ms | ps per unit | est. emulator s at the budget |",
-              "|---|---|---|---|"]
-    lines += [f"| {label} | {fixed * 1e3:.2f} | {per_unit * 1e12:.1f} | "
-              f"{at_budget(fixed, per_unit):.0f} |"
-              for label, fixed, per_unit in structure_fits(points)]
+    lines = [
+        "| model | params | row_cost | rows | rows x (row_cost + overhead) | host ms | "
+        f"est. emulator s (x{SLOWDOWN}) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p.label} | {p.params:,} | {p.row_cost:,} | {p.rows:,} | {p.work:.2e} | "
+        f"{p.seconds * 1e3:.2f} | {p.seconds * SLOWDOWN:.1f} |"
+        for p in points
+    ]
+    lines += [
+        "",
+        "| model | fixed ms | ps per unit | est. emulator s at the budget |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {label} | {fixed * 1e3:.2f} | {per_unit * 1e12:.1f} | "
+        f"{at_budget(fixed, per_unit):.0f} |"
+        for label, fixed, per_unit in structure_fits(points)
+    ]
     return lines
 
 
@@ -236,17 +262,20 @@ def report(points: list[Point]) -> list[str]:
     fixed, per_row, per_unit = fit(points)
     worst = max(at_budget(f, u) for _, f, u in structure_fits(points))
     budget = (TARGET_SECONDS / SLOWDOWN - fixed) / per_unit
-    return [*tables(points), "",
-            f"fit over all points: fixed {fixed * 1e3:.3f} ms, per row {per_row * 1e9:.1f} ns, "
-            f"per unit of row_cost {per_unit * 1e12:.2f} ps",
-            f"budget for {TARGET_SECONDS} s at x{SLOWDOWN} from that fit: "
-            f"rows x (row_cost + overhead) <= {budget:.3g}",
-            f"in dapp.evaluation: WORK_BUDGET = {evaluation.WORK_BUDGET:.3g}, ROW_OVERHEAD = "
-            f"{evaluation.ROW_OVERHEAD}, NODE_ROW_COST = {evaluation.NODE_ROW_COST}, "
-            f"ELEMENT_COST = {evaluation.ELEMENT_COST}",
-            "at the budget, estimated emulator time = "
-            f"{at_budget(fixed, per_unit):.1f} s from the fit, {worst:.1f} s from the costliest "
-            f"model (deadline {ADVANCE_DEADLINE_SECONDS} s)"]
+    return [
+        *tables(points),
+        "",
+        f"fit over all points: fixed {fixed * 1e3:.3f} ms, per row {per_row * 1e9:.1f} ns, "
+        f"per unit of row_cost {per_unit * 1e12:.2f} ps",
+        f"budget for {TARGET_SECONDS} s at x{SLOWDOWN} from that fit: "
+        f"rows x (row_cost + overhead) <= {budget:.3g}",
+        f"in dapp.evaluation: WORK_BUDGET = {evaluation.WORK_BUDGET:.3g}, ROW_OVERHEAD = "
+        f"{evaluation.ROW_OVERHEAD}, NODE_ROW_COST = {evaluation.NODE_ROW_COST}, "
+        f"ELEMENT_COST = {evaluation.ELEMENT_COST}",
+        "at the budget, estimated emulator time = "
+        f"{at_budget(fixed, per_unit):.1f} s from the fit, {worst:.1f} s from the costliest "
+        f"model (deadline {ADVANCE_DEADLINE_SECONDS} s)",
+    ]
 
 
 def main() -> None:

@@ -24,8 +24,9 @@ def main() -> int:
     )
     url = os.environ.get("ROLLUP_HTTP_SERVER_URL")
     if not url:
-        print("error: ROLLUP_HTTP_SERVER_URL is not set (e.g. http://127.0.0.1:5004)",
-              file=sys.stderr)
+        print(
+            "error: ROLLUP_HTTP_SERVER_URL is not set (e.g. http://127.0.0.1:5004)", file=sys.stderr
+        )
         return 2
     serve(RollupServer(url), DApp(config=Config.from_env()))
     return 0

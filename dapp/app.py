@@ -98,8 +98,13 @@ class DApp:
     scorers: dict[str, Any] = field(default_factory=dict)
 
     def advance(self, meta: Metadata, payload: bytes) -> AdvanceResult:
-        ctx = Context(state=self.state.copy(), meta=meta, config=self.config,
-                      sender=meta.msg_sender, scorers=self.scorers)
+        ctx = Context(
+            state=self.state.copy(),
+            meta=meta,
+            config=self.config,
+            sender=meta.msg_sender,
+            scorers=self.scorers,
+        )
         try:
             self._route(ctx, payload)
         except Rejected as exc:
@@ -134,8 +139,12 @@ class DApp:
         if not portal.exec_layer_data:
             return
         call = Context(
-            state=ctx.state.copy(), meta=ctx.meta, config=ctx.config,
-            sender=deposit.depositor, deposit=deposit, scorers=ctx.scorers,
+            state=ctx.state.copy(),
+            meta=ctx.meta,
+            config=ctx.config,
+            sender=deposit.depositor,
+            deposit=deposit,
+            scorers=ctx.scorers,
         )
         try:
             self.router.dispatch(call, portal.exec_layer_data)

@@ -113,8 +113,10 @@ def handle_begin_blob(ctx: Context, *, cid: str, size: int) -> None:
     _drop_abandoned(ctx)  # first, so an abandoned upload of this CID can be begun again
     if (sender, cid) in state.uploads:
         received = state.uploads[(sender, cid)].received
-        raise UploadInProgress(f"you are already uploading {cid}: send putChunk at offset "
-                               f"{received}, or abortBlob to start again")
+        raise UploadInProgress(
+            f"you are already uploading {cid}: send putChunk at offset "
+            f"{received}, or abortBlob to start again"
+        )
     if size > limits.max_blob_bytes:
         raise BlobTooLarge(f"{size} bytes; a blob may have at most {limits.max_blob_bytes}")
     mine = sum(1 for who, _ in state.uploads if who == sender)
@@ -131,16 +133,20 @@ def handle_begin_blob(ctx: Context, *, cid: str, size: int) -> None:
 def handle_put_chunk(ctx: Context, *, cid: str, offset: int, data: bytes) -> None:
     upload = _live_upload(ctx, canonical_cid(cid))
     if offset < upload.received:
-        raise DuplicateChunk(f"bytes up to {upload.received} of {upload.cid} are already in; "
-                             f"send the chunk at offset {upload.received}")
+        raise DuplicateChunk(
+            f"bytes up to {upload.received} of {upload.cid} are already in; "
+            f"send the chunk at offset {upload.received}"
+        )
     if offset > upload.received:
-        raise ChunkOutOfOrder(f"chunks go in order: expected offset {upload.received}, "
-                              f"got {offset}")
+        raise ChunkOutOfOrder(
+            f"chunks go in order: expected offset {upload.received}, got {offset}"
+        )
     if not data:
         raise BadArgument("an empty chunk; send the next bytes of the blob")
     if offset + len(data) > upload.size:
-        raise ChunkExceedsSize(f"chunk ends at {offset + len(data)}, past the announced size "
-                               f"{upload.size}")
+        raise ChunkExceedsSize(
+            f"chunk ends at {offset + len(data)}, past the announced size {upload.size}"
+        )
     _check_quota(ctx.state, ctx.sender, len(data), ctx.config.blobs)
     _count(ctx.state, ctx.sender, len(data))
     upload = replace(upload, chunks=upload.chunks + (data,), received=offset + len(data))
@@ -164,9 +170,11 @@ def _live_upload(ctx: Context, cid: str) -> Upload:
         hint = " (it is stored already)" if cid in ctx.state.blobs else "; send beginBlob first"
         raise NoSuchUpload(f"you have no upload of {cid} in progress{hint}")
     if _is_abandoned(upload, ctx.meta.block_timestamp, ctx.config.blobs.upload_ttl_s):
-        raise UploadExpired(f"the upload of {cid} was not finished within "
-                            f"{ctx.config.blobs.upload_ttl_s} s of its beginBlob; "
-                            "send beginBlob again")
+        raise UploadExpired(
+            f"the upload of {cid} was not finished within "
+            f"{ctx.config.blobs.upload_ttl_s} s of its beginBlob; "
+            "send beginBlob again"
+        )
     return upload
 
 
@@ -175,13 +183,14 @@ def _complete(ctx: Context, upload: Upload) -> None:
     try:
         verify_content(upload.cid, data)
     except CidError as exc:
-        raise CidMismatch(f"the {len(data)} bytes received do not match {upload.cid} ({exc}); "
-                          "nothing was stored: abortBlob and upload again") from exc
+        raise CidMismatch(
+            f"the {len(data)} bytes received do not match {upload.cid} ({exc}); "
+            "nothing was stored: abortBlob and upload again"
+        ) from exc
     if upload.cid in ctx.state.blobs:  # someone else finished the same content first
         _count(ctx.state, upload.uploader, -len(data))
         return
-    ctx.state.blobs[upload.cid] = Blob(upload.cid, len(data), upload.uploader,
-                                       ctx.meta.input_index)
+    ctx.state.blobs[upload.cid] = Blob(upload.cid, len(data), upload.uploader, ctx.meta.input_index)
     ctx.state.blob_bytes[upload.cid] = data
     ctx.notice(notices.BLOB_STORED.encode(upload.cid, len(data), upload.uploader))
 
@@ -211,12 +220,16 @@ def _count(state: State, holder: str, delta: int) -> None:
 def _check_quota(state: State, sender: str, more: int, limits: BlobLimits) -> None:
     held = state.counters.get("blob_bytes", 0)
     if held + more > limits.total_quota_bytes:
-        raise QuotaExceeded(f"the DApp holds {held} of its {limits.total_quota_bytes} blob "
-                            f"bytes; {more} more do not fit")
+        raise QuotaExceeded(
+            f"the DApp holds {held} of its {limits.total_quota_bytes} blob "
+            f"bytes; {more} more do not fit"
+        )
     mine = state.counters.get(f"blob_bytes:{sender}", 0)
     if mine + more > limits.sender_quota_bytes:
-        raise QuotaExceeded(f"you hold {mine} of your {limits.sender_quota_bytes} blob bytes; "
-                            f"{more} more do not fit (abortBlob unfinished uploads)")
+        raise QuotaExceeded(
+            f"you hold {mine} of your {limits.sender_quota_bytes} blob bytes; "
+            f"{more} more do not fit (abortBlob unfinished uploads)"
+        )
 
 
 def blob_bytes(state: State, cid: str) -> bytes:
@@ -241,28 +254,42 @@ def inspect_blob_data(state: State, cid: str, offset_text: str) -> dict[str, Any
     offset = int(offset_text)
     page = data[offset : offset + DATA_PAGE_BYTES]
     end = offset + len(page)
-    return {"cid": canonical_cid(cid), "size": len(data), "offset": offset,
-            "data_base64": base64.b64encode(page).decode(),
-            "next_offset": end if end < len(data) else None}
+    return {
+        "cid": canonical_cid(cid),
+        "size": len(data),
+        "offset": offset,
+        "data_base64": base64.b64encode(page).decode(),
+        "next_offset": end if end < len(data) else None,
+    }
 
 
 def inspect_blob(state: State, cid: str) -> dict[str, Any]:
     cid = canonical_cid(cid)
     blob = state.blobs.get(cid)
     if blob is not None:
-        return {"cid": cid, "status": "stored", "size": blob.size, "uploader": blob.uploader,
-                "input_index": blob.input_index}
-    uploads = [{"uploader": u.uploader, "size": u.size, "received": u.received}
-               for (_, c), u in sorted(state.uploads.items()) if c == cid]
+        return {
+            "cid": cid,
+            "status": "stored",
+            "size": blob.size,
+            "uploader": blob.uploader,
+            "input_index": blob.input_index,
+        }
+    uploads = [
+        {"uploader": u.uploader, "size": u.size, "received": u.received}
+        for (_, c), u in sorted(state.uploads.items())
+        if c == cid
+    ]
     return {"cid": cid, "status": "uploading" if uploads else "absent", "uploads": uploads}
 
 
 def inspect_uploads(state: State, uploader: str) -> list[dict[str, Any]]:
     """An uploader's unfinished uploads, to resume at ``received``."""
     uploader = uploader.lower()
-    return [{"cid": u.cid, "size": u.size, "received": u.received,
-             "started_ts": u.started_ts}
-            for (who, _), u in sorted(state.uploads.items()) if who == uploader]
+    return [
+        {"cid": u.cid, "size": u.size, "received": u.received, "started_ts": u.started_ts}
+        for (who, _), u in sorted(state.uploads.items())
+        if who == uploader
+    ]
 
 
 def store_derived_blob(ctx: Context, data: bytes) -> str:

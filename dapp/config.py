@@ -40,12 +40,12 @@ class Config:
         defaults = BlobLimits()
         blobs = BlobLimits(
             max_blob_bytes=int(env.get("DEML_MAX_BLOB_BYTES", defaults.max_blob_bytes)),
-            sender_quota_bytes=int(env.get("DEML_SENDER_QUOTA_BYTES",
-                                           defaults.sender_quota_bytes)),
+            sender_quota_bytes=int(env.get("DEML_SENDER_QUOTA_BYTES", defaults.sender_quota_bytes)),
             total_quota_bytes=int(env.get("DEML_TOTAL_QUOTA_BYTES", defaults.total_quota_bytes)),
             upload_ttl_s=int(env.get("DEML_UPLOAD_TTL_S", defaults.upload_ttl_s)),
-            max_uploads_per_sender=int(env.get("DEML_MAX_UPLOADS_PER_SENDER",
-                                               defaults.max_uploads_per_sender)),
+            max_uploads_per_sender=int(
+                env.get("DEML_MAX_UPLOADS_PER_SENDER", defaults.max_uploads_per_sender)
+            ),
         )
         return cls(
             ether_portal=addresses.normalize_address(

@@ -80,9 +80,15 @@ ELEMENT_COST: Final = 32
 #: tensors at once (input, output, one intermediate), next to the shard itself.
 MAX_TENSOR_BYTES: Final = 32 * 1024 * 1024
 
-_ORT_ERRORS: Final = (ort_state.Fail, ort_state.InvalidArgument, ort_state.RuntimeException,
-                      ort_state.InvalidGraph, ort_state.InvalidProtobuf,
-                      ort_state.NotImplemented, ort_state.EPFail)
+_ORT_ERRORS: Final = (
+    ort_state.Fail,
+    ort_state.InvalidArgument,
+    ort_state.RuntimeException,
+    ort_state.InvalidGraph,
+    ort_state.InvalidProtobuf,
+    ort_state.NotImplemented,
+    ort_state.EPFail,
+)
 _LOG_ERRORS_ONLY: Final = 3
 _ROWS: Final = "deml_rows"
 _PRODUCTS: Final = frozenset({"Gemm", "MatMul"})
@@ -142,7 +148,8 @@ def check_work_budget(rows: int, row_cost: int) -> None:
         raise WorkBudgetExceeded(
             f"{rows} rows x ({row_cost} graph cost per row + {ROW_OVERHEAD} per row) = "
             f"{work}; one evaluation may cost at most {WORK_BUDGET} (fewer rows per shard, or "
-            "a smaller model)")
+            "a smaller model)"
+        )
 
 
 def session_options() -> ort.SessionOptions:
@@ -165,7 +172,8 @@ def check_memory_budget(rows: int, row_elements: int) -> None:
     if tensor_bytes > MAX_TENSOR_BYTES:
         raise MemoryBudgetExceeded(
             f"{rows} rows x {row_elements} values per row = {tensor_bytes} bytes in one "
-            f"tensor; at most {MAX_TENSOR_BYTES} (fewer rows per shard, or narrower layers)")
+            f"tensor; at most {MAX_TENSOR_BYTES} (fewer rows per shard, or narrower layers)"
+        )
 
 
 def _per_row(info: ValueInfoProto) -> int:
@@ -176,27 +184,34 @@ def _per_row(info: ValueInfoProto) -> int:
     """
     dims = list(info.type.tensor_type.shape.dim)
     if not info.type.tensor_type.HasField("shape") or not dims:
-        raise ModelInvalid(f"tensor {info.name!r} has no inferable shape; use operators "
-                           "whose output shapes follow from the input's")
+        raise ModelInvalid(
+            f"tensor {info.name!r} has no inferable shape; use operators "
+            "whose output shapes follow from the input's"
+        )
     if len(dims) > 2:
-        raise ModelInvalid(f"tensor {info.name!r} has {len(dims)} dimensions; accepted: "
-                           "[N] or [N, k] (and fixed tensors of rank 1 or 2)")
+        raise ModelInvalid(
+            f"tensor {info.name!r} has {len(dims)} dimensions; accepted: "
+            "[N] or [N, k] (and fixed tensors of rank 1 or 2)"
+        )
     per_row = 1
     for index, dim in enumerate(dims):
         if dim.HasField("dim_value"):
             per_row *= dim.dim_value
         elif index != 0 or dim.dim_param != _ROWS:
             shape = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
-            raise ModelInvalid(f"tensor {info.name!r} has shape {shape}; every tensor must keep "
-                               "the batch dimension first (Reshape: 0 copies it) and fix all "
-                               "others")
+            raise ModelInvalid(
+                f"tensor {info.name!r} has shape {shape}; every tensor must keep "
+                "the batch dimension first (Reshape: 0 copies it) and fix all "
+                "others"
+            )
     return per_row
 
 
 def _inferred(template: ModelProto) -> ModelProto:
     try:
         inferred: ModelProto = shape_inference.infer_shapes(
-            template, check_type=True, strict_mode=True, data_prop=True)
+            template, check_type=True, strict_mode=True, data_prop=True
+        )
     except (shape_inference.InferenceError, ValidationError) as exc:
         raise ModelInvalid(f"the graph's shapes do not check out: {exc}") from exc
     return inferred
@@ -205,8 +220,10 @@ def _inferred(template: ModelProto) -> ModelProto:
 def _value_infos(inferred: ModelProto) -> dict[str, ValueInfoProto]:
     """Every tensor's inferred type by name: constants, inputs, intermediates, output."""
     graph = inferred.graph
-    infos = {t.name: helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-             for t in graph.initializer}
+    infos = {
+        t.name: helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in graph.initializer
+    }
     infos.update((info.name, info) for info in (*graph.input, *graph.value_info, *graph.output))
     return infos
 
@@ -215,15 +232,16 @@ def _inner_dim(node: NodeProto, infos: dict[str, ValueInfoProto]) -> int:
     """Multiply-adds per output value of a Gemm or MatMul: K, the dimension summed over."""
     info = infos.get(node.input[0]) if node.input else None
     dims = list(info.type.tensor_type.shape.dim) if info is not None else []
-    transposed = node.op_type == "Gemm" and any(
-        a.name == "transA" and a.i for a in node.attribute)
+    transposed = node.op_type == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)
     dim = dims[0 if transposed else -1] if dims else None
     if dim is not None and dim.HasField("dim_value"):
         return int(dim.dim_value)
     if dim is not None and dim.dim_param == _ROWS:
         return 1  # summed over the rows: the (fixed) output's values count once per row
-    raise ModelInvalid(f"{node.op_type} node with input {list(node.input)[:1]}: the summed "
-                       "dimension has no inferable size")
+    raise ModelInvalid(
+        f"{node.op_type} node with input {list(node.input)[:1]}: the summed "
+        "dimension has no inferable size"
+    )
 
 
 def _check_softmax_axis(node: NodeProto, output: ValueInfoProto) -> None:
@@ -231,8 +249,9 @@ def _check_softmax_axis(node: NodeProto, output: ValueInfoProto) -> None:
     rank = len(output.type.tensor_type.shape.dim)
     axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
     if axis not in (-1, rank - 1):
-        raise ModelInvalid(f"Softmax over axis {axis} of a rank-{rank} tensor; accepted: the "
-                           "last axis (-1)")
+        raise ModelInvalid(
+            f"Softmax over axis {axis} of a rank-{rank} tensor; accepted: the last axis (-1)"
+        )
 
 
 def _node_cost(node: NodeProto, infos: dict[str, ValueInfoProto]) -> int:
@@ -280,8 +299,10 @@ def _template(graph: ParsedModel) -> ModelProto:
     body.name = "deml-template"
     body.node.extend(source.graph.node)
     body.input.extend(source.graph.input)
-    body.input.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape))
-                      for name, array in graph.weights.items())
+    body.input.extend(
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape))
+        for name, array in graph.weights.items()
+    )
     body.output.extend(source.graph.output)
     body.value_info.extend(source.graph.value_info)
     body.initializer.extend(t for t in source.graph.initializer if t.name in graph.constants)
@@ -317,9 +338,11 @@ class Scorer:
             check_work_budget(max_rows, row_cost)
             check_memory_budget(max_rows, row_elements)
         try:
-            session = ort.InferenceSession(template.SerializeToString(deterministic=True),
-                                           session_options(),
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                template.SerializeToString(deterministic=True),
+                session_options(),
+                providers=["CPUExecutionProvider"],
+            )
         except _ORT_ERRORS as exc:
             raise ModelInvalid(f"ONNX Runtime cannot load the graph: {exc}") from exc
         return cls(graph, session, row_elements, row_cost)
@@ -330,8 +353,9 @@ class Scorer:
         check_work_budget(shard.rows, self.row_cost)
         check_memory_budget(shard.rows, self.row_elements)
         if shard.X.shape[1] != self.graph.n_features:
-            raise ShardModelMismatch(f"shard has {shard.X.shape[1]} features; the model "
-                                     f"takes {self.graph.n_features}")
+            raise ShardModelMismatch(
+                f"shard has {shard.X.shape[1]} features; the model takes {self.graph.n_features}"
+            )
         feeds: dict[str, npt.NDArray[Any]] = {self.graph.input_name: shard.X, **model.weights}
         try:
             output = self.session.run([self.graph.output_name], feeds)[0]
@@ -340,11 +364,13 @@ class Scorer:
         return _evaluation(np.asarray(output), shard, metric, self.graph.params)
 
 
-def _evaluation(output: npt.NDArray[np.float32], shard: Shard, metric: Metric,
-                params: int) -> Evaluation:
+def _evaluation(
+    output: npt.NDArray[np.float32], shard: Shard, metric: Metric, params: int
+) -> Evaluation:
     if output.ndim not in (1, 2) or output.shape[0] != shard.rows:
-        raise ModelOutputInvalid(f"output shape {output.shape}; accepted: [{shard.rows}] or "
-                                 f"[{shard.rows}, k]")
+        raise ModelOutputInvalid(
+            f"output shape {output.shape}; accepted: [{shard.rows}] or [{shard.rows}, k]"
+        )
     columns = output.reshape(shard.rows, -1)
     if not np.isfinite(columns).all():
         return Evaluation(SCORE_MIN, metric, shard.rows, params, float("nan"), True)
@@ -355,8 +381,9 @@ def _evaluation(output: npt.NDArray[np.float32], shard: Shard, metric: Metric,
         result = score_predictions(metric, columns, shard.y)
     else:
         if columns.shape[1] != 1:
-            raise ModelOutputInvalid(f"{metric} needs one prediction per row; output has "
-                                     f"{columns.shape[1]} columns")
+            raise ModelOutputInvalid(
+                f"{metric} needs one prediction per row; output has {columns.shape[1]} columns"
+            )
         result = score_predictions(metric, columns[:, 0], shard.y)
     return Evaluation(result.score, metric, shard.rows, params, result.value)
 
@@ -365,13 +392,16 @@ def _check_classes(columns: int, labels: npt.NDArray[Any], metric: Metric) -> No
     """One output column is a binary P(y = 1) (two classes); C columns are C classes."""
     classes = max(columns, 2)
     if int(labels.max()) >= classes or (metric is Metric.ROC_AUC and columns > 2):
-        raise ShardModelMismatch(f"labels reach {int(labels.max())}, the model outputs "
-                                 f"{columns} column(s); {metric} needs every label below "
-                                 f"{classes}" + (" and a binary model" if columns > 2 else ""))
+        raise ShardModelMismatch(
+            f"labels reach {int(labels.max())}, the model outputs "
+            f"{columns} column(s); {metric} needs every label below "
+            f"{classes}" + (" and a binary model" if columns > 2 else "")
+        )
 
 
-def evaluate(model_bytes: bytes, shard: Shard, metric: Metric, *,
-             scorer: Scorer | None = None) -> Evaluation:
+def evaluate(
+    model_bytes: bytes, shard: Shard, metric: Metric, *, scorer: Scorer | None = None
+) -> Evaluation:
     """Validate and score a model that stands on its own (the ``evaluate`` input).
 
     Pass a ``scorer`` compiled from the same graph to skip session creation; the model is

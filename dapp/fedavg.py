@@ -47,8 +47,9 @@ def _checked_weight(weight: object) -> int:
     if isinstance(weight, bool) or not isinstance(weight, int):
         raise AggregationWeightsInvalid(f"weight {weight!r} is not an int")
     if not 0 <= weight < MAX_AGGREGATION_WEIGHT:
-        raise AggregationWeightsInvalid(f"weight {weight} out of range; accepted: "
-                                        f"0..{MAX_AGGREGATION_WEIGHT - 1}")
+        raise AggregationWeightsInvalid(
+            f"weight {weight} out of range; accepted: 0..{MAX_AGGREGATION_WEIGHT - 1}"
+        )
     return weight
 
 
@@ -63,8 +64,9 @@ def _check_weights(weights: Iterable[int], submissions: Iterable[object]) -> lis
 
 
 def _count_mismatch(weights: int, submissions: int | str) -> AggregationWeightsInvalid:
-    return AggregationWeightsInvalid(f"{weights} weights for {submissions} submissions; "
-                                     "accepted: one per submission")
+    return AggregationWeightsInvalid(
+        f"{weights} weights for {submissions} submissions; accepted: one per submission"
+    )
 
 
 def _as_checked(base: ParsedModel, submission: bytes | ParsedModel) -> ParsedModel:
@@ -74,8 +76,9 @@ def _as_checked(base: ParsedModel, submission: bytes | ParsedModel) -> ParsedMod
     return check_same_graph(base, submission)
 
 
-def _accumulate(base: ParsedModel, submissions: Iterable[bytes | ParsedModel],
-                weights: list[int] | None) -> tuple[dict[str, Float64Array], int]:
+def _accumulate(
+    base: ParsedModel, submissions: Iterable[bytes | ParsedModel], weights: list[int] | None
+) -> tuple[dict[str, Float64Array], int]:
     """Per weight tensor ``sum_i(w_i * x_i)`` in float64, in the given order, and ``sum(w)``.
 
     One submission is parsed, checked, added and dropped before the next is drawn, so memory
@@ -120,8 +123,11 @@ def serialize_with_weights(base: ParsedModel, weights: Mapping[str, FloatArray])
     return serialized
 
 
-def fedavg(base_model: bytes | ParsedModel, submissions: Iterable[bytes | ParsedModel],
-           weights: Iterable[int] | None = None) -> bytes:
+def fedavg(
+    base_model: bytes | ParsedModel,
+    submissions: Iterable[bytes | ParsedModel],
+    weights: Iterable[int] | None = None,
+) -> bytes:
     """Average ``submissions`` (each checked against ``base_model``'s graph) into new bytes.
 
     ``submissions`` may be any iterable, e.g. a generator that reads one stored model at a

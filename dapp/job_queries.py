@@ -15,8 +15,9 @@ def query_jobs(state: State, rest: list[str]) -> Any:
         return [job_summary(job) for _, job in sorted(state.jobs.items())]
     job = get_job(state, parse_job_id(rest[0]))
     if len(rest) == 1:
-        return job_detail(job) | {"rounds": [round_view(state, job, r)
-                                             for r in range(_rounds_opened(job))]}
+        return job_detail(job) | {
+            "rounds": [round_view(state, job, r) for r in range(_rounds_opened(job))]
+        }
     if rest[1:] == ["leaderboard"]:
         return leaderboard(state, job)
     if len(rest) == 3 and rest[1] == "rounds" and rest[2].isascii() and rest[2].isdigit():
@@ -32,8 +33,12 @@ def query_models(state: State, rest: list[str]) -> Any:
         raise NotFound("use models/<job id>/latest")
     job = get_job(state, parse_job_id(rest[0]))
     blob = state.blobs[job.global_model_cid]
-    return {"job": job.id, "round": min(job.current_round, job.spec.rounds),
-            "cid": job.global_model_cid, "size": blob.size}
+    return {
+        "job": job.id,
+        "round": min(job.current_round, job.spec.rounds),
+        "cid": job.global_model_cid,
+        "size": blob.size,
+    }
 
 
 def _rounds_opened(job: Job) -> int:
@@ -44,19 +49,31 @@ def round_view(state: State, job: Job, index: int) -> dict[str, Any]:
     rnd: Round = state.rounds[(job.id, index)]
     subs = [state.submissions[(job.id, index, c)] for c in rnd.committers]
     return {
-        "job": job.id, "round": index, "budget": str(rnd.budget), "model_cid": rnd.model_cid,
-        "start_ts": rnd.start_ts, "commit_end_ts": rnd.commit_end_ts,
-        "holdout_end_ts": rnd.holdout_end_ts, "reveal_end_ts": rnd.reveal_end_ts,
-        "holdout_cid": rnd.holdout_cid, "baseline": rnd.baseline, "closed": rnd.is_closed,
+        "job": job.id,
+        "round": index,
+        "budget": str(rnd.budget),
+        "model_cid": rnd.model_cid,
+        "start_ts": rnd.start_ts,
+        "commit_end_ts": rnd.commit_end_ts,
+        "holdout_end_ts": rnd.holdout_end_ts,
+        "reveal_end_ts": rnd.reveal_end_ts,
+        "holdout_cid": rnd.holdout_cid,
+        "baseline": rnd.baseline,
+        "closed": rnd.is_closed,
         "new_model_cid": rnd.new_model_cid,
         "submissions": [_submission_view(s) for s in subs],
     }
 
 
 def _submission_view(sub: Submission) -> dict[str, Any]:
-    return {"client": sub.client, "commitment": "0x" + sub.commitment.hex(),
-            "bond": str(sub.bond), "model_cid": sub.model_cid, "score": sub.score,
-            "is_copy": sub.is_copy}
+    return {
+        "client": sub.client,
+        "commitment": "0x" + sub.commitment.hex(),
+        "bond": str(sub.bond),
+        "model_cid": sub.model_cid,
+        "score": sub.score,
+        "is_copy": sub.is_copy,
+    }
 
 
 def leaderboard(state: State, job: Job) -> list[dict[str, Any]]:
@@ -73,5 +90,7 @@ def leaderboard(state: State, job: Job) -> list[dict[str, Any]]:
             if client not in best or entry > best[client]:
                 best[client] = entry
     ranked = sorted(best.items(), key=lambda item: (item[1][0], item[1][1]), reverse=True)
-    return [{"rank": rank + 1, "client": client, "best_score": score, "gain": gain}
-            for rank, (client, (score, _, gain)) in enumerate(ranked)]
+    return [
+        {"rank": rank + 1, "client": client, "best_score": score, "gain": gain}
+        for rank, (client, (score, _, gain)) in enumerate(ranked)
+    ]

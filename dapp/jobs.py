@@ -86,14 +86,17 @@ class Job:
 
 def handle_create_job(ctx: Context, **spec_args: Any) -> None:
     if ctx.deposit is None:
-        raise DepositRequired("send createJob as the execLayerData of an EtherPortal or "
-                              "ERC20Portal deposit (the deposit is the reward), or use "
-                              "createJobFromBalance")
+        raise DepositRequired(
+            "send createJob as the execLayerData of an EtherPortal or "
+            "ERC20Portal deposit (the deposit is the reward), or use "
+            "createJobFromBalance"
+        )
     _create(ctx, ctx.deposit.asset, ctx.deposit.amount, spec_args)
 
 
-def handle_create_job_from_balance(ctx: Context, *, asset: str, amount: int,
-                                   **spec_args: Any) -> None:
+def handle_create_job_from_balance(
+    ctx: Context, *, asset: str, amount: int, **spec_args: Any
+) -> None:
     _create(ctx, asset.lower(), amount, spec_args)
 
 
@@ -103,17 +106,31 @@ def _create(ctx: Context, asset: str, amount: int, spec_args: dict[str, Any]) ->
     ledger.debit(ctx.state, asset, ctx.sender, amount)  # into escrow; first, as it is cheap
     spec = parse_spec(ctx, **spec_args)
     if amount < spec.rounds:
-        raise InvalidJobSpec(f"a reward of {amount} cannot fund {spec.rounds} rounds; "
-                             "give at least one base unit per round")
+        raise InvalidJobSpec(
+            f"a reward of {amount} cannot fund {spec.rounds} rounds; "
+            "give at least one base unit per round"
+        )
     job_id = ctx.state.counters.get("next_job_id", 1)
     ctx.state.counters["next_job_id"] = job_id + 1
-    job = Job(job_id, ctx.sender, asset, amount, spec, ctx.meta.block_timestamp,
-              ctx.meta.input_index, 0, spec.model_cid)
+    job = Job(
+        job_id,
+        ctx.sender,
+        asset,
+        amount,
+        spec,
+        ctx.meta.block_timestamp,
+        ctx.meta.input_index,
+        0,
+        spec.model_cid,
+    )
     open_round(ctx, job, 0, start_ts=ctx.meta.block_timestamp)
     initial = scorer_for(ctx, spec.model_cid).graph
     ctx.state.fingerprints[(job_id, weights_fingerprint(initial))] = "global"
-    ctx.notice(notices.JOB_CREATED.encode(job_id, ctx.sender, asset, amount, spec.model_cid,
-                                          spec.metric.value, spec.rounds))
+    ctx.notice(
+        notices.JOB_CREATED.encode(
+            job_id, ctx.sender, asset, amount, spec.model_cid, spec.metric.value, spec.rounds
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,22 +174,43 @@ def open_round(ctx: Context, job: Job, index: int, *, start_ts: int) -> None:
     commit_end = start_ts + spec.commit_s
     holdout_end = commit_end + spec.holdout_s
     ctx.state.rounds[(job.id, index)] = Round(
-        job.id, index, budget, job.global_model_cid, start_ts, commit_end, holdout_end,
-        holdout_end + spec.reveal_s)
+        job.id,
+        index,
+        budget,
+        job.global_model_cid,
+        start_ts,
+        commit_end,
+        holdout_end,
+        holdout_end + spec.reveal_s,
+    )
     ctx.state.jobs[job.id] = replace(job, current_round=index, carried=0)
 
 
-def parse_spec(ctx: Context, *, modelCid: str, recipe: str, metric: str,  # noqa: N803
-               holdoutRows: int, holdoutCommitments: list[bytes], commitSeconds: int,
-               holdoutSeconds: int, revealSeconds: int, minGain: int, maxSubmissions: int,
-               commitBond: int) -> JobSpec:
+def parse_spec(
+    ctx: Context,
+    *,
+    modelCid: str,
+    recipe: str,
+    metric: str,  # noqa: N803
+    holdoutRows: int,
+    holdoutCommitments: list[bytes],
+    commitSeconds: int,
+    holdoutSeconds: int,
+    revealSeconds: int,
+    minGain: int,
+    maxSubmissions: int,
+    commitBond: int,
+) -> JobSpec:
     """Check a spec as posted; the argument names are the ABI's."""
     metric_enum = parse_metric(metric)
     rounds = len(holdoutCommitments)
     _check_range("rounds (one holdout commitment each)", rounds, 1, MAX_ROUNDS)
     _check_range("holdoutRows", holdoutRows, 1, MAX_SHARD_ROWS)
-    for name, seconds in (("commitSeconds", commitSeconds), ("holdoutSeconds", holdoutSeconds),
-                          ("revealSeconds", revealSeconds)):
+    for name, seconds in (
+        ("commitSeconds", commitSeconds),
+        ("holdoutSeconds", holdoutSeconds),
+        ("revealSeconds", revealSeconds),
+    ):
         _check_range(name, seconds, 1, MAX_WINDOW_S)
     _check_range("maxSubmissions", maxSubmissions, 1, MAX_SUBMISSIONS_PER_ROUND)
     if len(recipe.encode()) > MAX_RECIPE_BYTES:
@@ -181,9 +219,19 @@ def parse_spec(ctx: Context, *, modelCid: str, recipe: str, metric: str,  # noqa
         raise InvalidJobSpec("holdout commitments must be distinct and non-zero, one per round")
     model_cid = canonical_cid(modelCid)
     check_budgets(ctx, model_cid, holdoutRows)  # parses and compiles the graph: any flaw shows
-    return JobSpec(model_cid, recipe, metric_enum, holdoutRows, tuple(holdoutCommitments),
-                   commitSeconds, holdoutSeconds, revealSeconds, minGain, maxSubmissions,
-                   commitBond)
+    return JobSpec(
+        model_cid,
+        recipe,
+        metric_enum,
+        holdoutRows,
+        tuple(holdoutCommitments),
+        commitSeconds,
+        holdoutSeconds,
+        revealSeconds,
+        minGain,
+        maxSubmissions,
+        commitBond,
+    )
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -200,9 +248,14 @@ def get_job(state: State, job_id: int) -> Job:
 
 def job_summary(job: Job) -> dict[str, Any]:
     return {
-        "id": job.id, "sponsor": job.sponsor, "asset": job.asset, "escrow": str(job.escrow),
-        "metric": job.spec.metric.value, "rounds": job.spec.rounds,
-        "current_round": job.current_round, "status": "finished" if job.is_finished else "open",
+        "id": job.id,
+        "sponsor": job.sponsor,
+        "asset": job.asset,
+        "escrow": str(job.escrow),
+        "metric": job.spec.metric.value,
+        "rounds": job.spec.rounds,
+        "current_round": job.current_round,
+        "status": "finished" if job.is_finished else "open",
         "global_model_cid": job.global_model_cid,
     }
 
@@ -210,13 +263,19 @@ def job_summary(job: Job) -> dict[str, Any]:
 def job_detail(job: Job) -> dict[str, Any]:
     spec = job.spec
     return job_summary(job) | {
-        "initial_model_cid": spec.model_cid, "recipe": spec.recipe,
+        "initial_model_cid": spec.model_cid,
+        "recipe": spec.recipe,
         "holdout_rows": spec.holdout_rows,
         "holdout_commitments": ["0x" + c.hex() for c in spec.holdout_commitments],
-        "commit_seconds": spec.commit_s, "holdout_seconds": spec.holdout_s,
-        "reveal_seconds": spec.reveal_s, "min_gain": spec.min_gain,
-        "max_submissions": spec.max_submissions, "commit_bond": str(spec.commit_bond),
-        "created_ts": job.created_ts, "carried": str(job.carried), "paid": str(job.paid),
+        "commit_seconds": spec.commit_s,
+        "holdout_seconds": spec.holdout_s,
+        "reveal_seconds": spec.reveal_s,
+        "min_gain": spec.min_gain,
+        "max_submissions": spec.max_submissions,
+        "commit_bond": str(spec.commit_bond),
+        "created_ts": job.created_ts,
+        "carried": str(job.carried),
+        "paid": str(job.paid),
         "refunded": str(job.refunded),
     }
 

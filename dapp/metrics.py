@@ -54,8 +54,8 @@ LOG_LOSS_EPSILON: Final = 1e-15
 
 #: ``[N, C]`` float32 or float64, entries in [0, 1]; ``C == 1`` is a binary P(y = 1).
 Probabilities = npt.NDArray[np.floating]
-Labels = npt.NDArray[np.int64]            # [N], each in [0, C)
-Values = npt.NDArray[np.float64]          # [N]
+Labels = npt.NDArray[np.int64]  # [N], each in [0, C)
+Values = npt.NDArray[np.float64]  # [N]
 
 
 class Metric(StrEnum):
@@ -184,8 +184,9 @@ def twice_mann_whitney(scores: npt.NDArray[np.floating], labels: Labels) -> tupl
     return twice_u, positives, len(keys) - positives
 
 
-def _tied_pairs(sorted_values: npt.NDArray[np.unsignedinteger[Any]],
-                sorted_positive: npt.NDArray[np.bool_]) -> int:
+def _tied_pairs(
+    sorted_values: npt.NDArray[np.unsignedinteger[Any]], sorted_positive: npt.NDArray[np.bool_]
+) -> int:
     """Sum over groups of equal scores of (positives x negatives) in the group.
 
     Only members of groups of two or more can contribute; they are few, so the group
@@ -238,8 +239,9 @@ def r2(predictions: Values, targets: Values) -> MetricResult:
     return MetricResult(_ppm_of_float(value), value)
 
 
-def score_predictions(metric: Metric, predictions: npt.NDArray[np.floating],
-                      truth: npt.NDArray[np.int64] | Values) -> MetricResult:
+def score_predictions(
+    metric: Metric, predictions: npt.NDArray[np.floating], truth: npt.NDArray[np.int64] | Values
+) -> MetricResult:
     """Classification: ``predictions`` are probabilities ``[N, C]`` (clipped to [0, 1]),
     ``truth`` int labels below C (2 if C == 1). Regression: both ``[N]``. All finite."""
     if metric is Metric.ACCURACY:

@@ -30,10 +30,22 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 from .errors import Rejected
 
 __all__ = [
-    "ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "MAX_NODES", "GraphMismatch", "InitializerMismatch",
-    "ModelFeatureNotAllowed", "ModelIoInvalid", "ModelTooLarge", "ModelUnparseable",
-    "NonFiniteWeights", "OperatorNotAllowed", "ParsedModel", "TooManyNodes", "check_same_graph",
-    "check_weights_match", "parse_model",
+    "ALLOWED_OPERATORS",
+    "MAX_MODEL_BYTES",
+    "MAX_NODES",
+    "GraphMismatch",
+    "InitializerMismatch",
+    "ModelFeatureNotAllowed",
+    "ModelIoInvalid",
+    "ModelTooLarge",
+    "ModelUnparseable",
+    "NonFiniteWeights",
+    "OperatorNotAllowed",
+    "ParsedModel",
+    "TooManyNodes",
+    "check_same_graph",
+    "check_weights_match",
+    "parse_model",
 ]
 
 #: Bytes of one serialized model. 16 MiB is ~4M float32 weights, far past what the work
@@ -46,19 +58,44 @@ MAX_NODES: Final = 64
 
 #: Default-domain operators a graph may use: enough for linear, logistic and softmax
 #: regression and dense networks, nothing with control flow, randomness or variable cost.
-ALLOWED_OPERATORS: Final = frozenset({
-    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
-    "Softmax", "Clip", "Identity", "Reshape", "Flatten"})
+ALLOWED_OPERATORS: Final = frozenset(
+    {
+        "Gemm",
+        "MatMul",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Relu",
+        "LeakyRelu",
+        "Sigmoid",
+        "Tanh",
+        "Softmax",
+        "Clip",
+        "Identity",
+        "Reshape",
+        "Flatten",
+    }
+)
 
 _DEFAULT_DOMAINS: Final = frozenset({"", "ai.onnx"})
-_OPSETS: Final = range(13, 22)       # ONNX Runtime 1.21 implements all of these
-_IR_VERSIONS: Final = range(7, 11)   # IR 7 (opset 13) .. IR 10 (onnx 1.17's newest)
+_OPSETS: Final = range(13, 22)  # ONNX Runtime 1.21 implements all of these
+_IR_VERSIONS: Final = range(7, 11)  # IR 7 (opset 13) .. IR 10 (onnx 1.17's newest)
 _WEIGHT_TYPE: Final = TensorProto.FLOAT
 _DTYPES: Final[dict[int, np.dtype[Any]]] = {
-    TensorProto.FLOAT: np.dtype("<f4"), TensorProto.INT64: np.dtype("<i8")}
-_SCALAR_ATTRIBUTES: Final = frozenset({
-    AttributeProto.FLOAT, AttributeProto.INT, AttributeProto.STRING,
-    AttributeProto.FLOATS, AttributeProto.INTS, AttributeProto.STRINGS})
+    TensorProto.FLOAT: np.dtype("<f4"),
+    TensorProto.INT64: np.dtype("<i8"),
+}
+_SCALAR_ATTRIBUTES: Final = frozenset(
+    {
+        AttributeProto.FLOAT,
+        AttributeProto.INT,
+        AttributeProto.STRING,
+        AttributeProto.FLOATS,
+        AttributeProto.INTS,
+        AttributeProto.STRINGS,
+    }
+)
 
 
 class ModelTooLarge(Rejected):
@@ -133,7 +170,8 @@ class ParsedModel:
     def params(self) -> int:
         """Element count of all initializers (reported; the work budget uses the graph)."""
         return sum(a.size for a in self.weights.values()) + sum(
-            a.size for a in self.constants.values())
+            a.size for a in self.constants.values()
+        )
 
 
 def _decode(model_bytes: bytes, max_bytes: int) -> ModelProto:
@@ -155,12 +193,15 @@ def _check_model_features(proto: ModelProto) -> None:
     for index, node in enumerate(proto.graph.node):
         _check_node(index, node)
     if proto.ir_version not in _IR_VERSIONS:
-        raise ModelFeatureNotAllowed(f"IR version {proto.ir_version}; accepted "
-                                     f"{_IR_VERSIONS.start}..{_IR_VERSIONS.stop - 1}")
+        raise ModelFeatureNotAllowed(
+            f"IR version {proto.ir_version}; accepted {_IR_VERSIONS.start}..{_IR_VERSIONS.stop - 1}"
+        )
     opsets = [(o.domain, o.version) for o in proto.opset_import]
     if len(opsets) != 1 or opsets[0][0] not in _DEFAULT_DOMAINS or opsets[0][1] not in _OPSETS:
-        raise ModelFeatureNotAllowed(f"opset imports {opsets}; accepted: only the default "
-                                     f"domain, version {_OPSETS.start}..{_OPSETS.stop - 1}")
+        raise ModelFeatureNotAllowed(
+            f"opset imports {opsets}; accepted: only the default "
+            f"domain, version {_OPSETS.start}..{_OPSETS.stop - 1}"
+        )
     if proto.functions or proto.training_info:
         raise ModelFeatureNotAllowed("model-local functions and training info are not accepted")
     if proto.graph.sparse_initializer:
@@ -170,13 +211,16 @@ def _check_model_features(proto: ModelProto) -> None:
 def _check_node(index: int, node: NodeProto) -> None:
     if node.domain not in _DEFAULT_DOMAINS or node.op_type not in ALLOWED_OPERATORS:
         where = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
-        raise OperatorNotAllowed(f"node {index} uses {where}; accepted (default domain only): "
-                                 f"{', '.join(sorted(ALLOWED_OPERATORS))}")
+        raise OperatorNotAllowed(
+            f"node {index} uses {where}; accepted (default domain only): "
+            f"{', '.join(sorted(ALLOWED_OPERATORS))}"
+        )
     for attribute in node.attribute:
         if attribute.ref_attr_name or attribute.type not in _SCALAR_ATTRIBUTES:
             raise ModelFeatureNotAllowed(
                 f"node {index} ({node.op_type}) attribute {attribute.name!r} is a tensor, "
-                "subgraph or reference; only numbers and strings are accepted")
+                "subgraph or reference; only numbers and strings are accepted"
+            )
 
 
 def _tensor_dims(info: ValueInfoProto) -> tuple[int, list[tuple[int, str]]] | None:
@@ -194,8 +238,10 @@ def _check_io(proto: ModelProto) -> tuple[str, int, str]:
     graph = proto.graph
     init_names = {t.name for t in graph.initializer}
     if len(graph.input) != 1 or graph.input[0].name in init_names:
-        raise ModelIoInvalid(f"{len(graph.input)} graph inputs (initializers must not be "
-                             "listed as inputs); accepted: exactly one, float32 [N, d]")
+        raise ModelIoInvalid(
+            f"{len(graph.input)} graph inputs (initializers must not be "
+            "listed as inputs); accepted: exactly one, float32 [N, d]"
+        )
     typed = _tensor_dims(graph.input[0])
     if typed is None or typed[0] != TensorProto.FLOAT or len(typed[1]) != 2:
         raise ModelIoInvalid(f"input {graph.input[0].name!r} must be a float32 tensor [N, d]")
@@ -214,24 +260,30 @@ def _tensor_array(tensor: TensorProto) -> npt.NDArray[np.generic]:
     """A read-only view of the tensor's data (``raw_data`` is not copied a second time)."""
     dtype = _DTYPES.get(tensor.data_type)
     if dtype is None:
-        raise ModelFeatureNotAllowed(f"initializer {tensor.name!r} has ONNX dtype "
-                                     f"{tensor.data_type}; accepted: float32 weights, int64")
+        raise ModelFeatureNotAllowed(
+            f"initializer {tensor.name!r} has ONNX dtype "
+            f"{tensor.data_type}; accepted: float32 weights, int64"
+        )
     if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
-        raise ModelFeatureNotAllowed(f"initializer {tensor.name!r} uses external data; "
-                                     "embed every tensor in the model bytes")
+        raise ModelFeatureNotAllowed(
+            f"initializer {tensor.name!r} uses external data; embed every tensor in the model bytes"
+        )
     if tensor.HasField("segment") or min(tensor.dims, default=0) < 0:
         raise ModelUnparseable(f"initializer {tensor.name!r}: segments or negative dims")
     count = math.prod(tensor.dims)
     if tensor.HasField("raw_data"):
         if len(tensor.raw_data) != count * dtype.itemsize:
-            raise ModelUnparseable(f"initializer {tensor.name!r}: {len(tensor.raw_data)} "
-                                   f"bytes of data for {count} elements of {dtype}")
+            raise ModelUnparseable(
+                f"initializer {tensor.name!r}: {len(tensor.raw_data)} "
+                f"bytes of data for {count} elements of {dtype}"
+            )
         array = np.frombuffer(tensor.raw_data, dtype=dtype)
     else:
         field = tensor.float_data if tensor.data_type == _WEIGHT_TYPE else tensor.int64_data
         if len(field) != count:
-            raise ModelUnparseable(f"initializer {tensor.name!r}: {len(field)} values for "
-                                   f"{count} elements")
+            raise ModelUnparseable(
+                f"initializer {tensor.name!r}: {len(field)} values for {count} elements"
+            )
         array = np.array(field, dtype=dtype)
         array.flags.writeable = False
     return array.reshape(tuple(tensor.dims))
@@ -264,8 +316,10 @@ def _check_every_node_is_used(graph: GraphProto, output_name: str) -> None:
     needed = {output_name}
     for index, node in reversed(list(enumerate(graph.node))):
         if needed.isdisjoint(node.output):
-            raise ModelFeatureNotAllowed(f"{_describe_node(index, node)} is unused: every node "
-                                         "must feed a later node or the graph output")
+            raise ModelFeatureNotAllowed(
+                f"{_describe_node(index, node)} is unused: every node "
+                "must feed a later node or the graph output"
+            )
         needed.update(node.input)
 
 
@@ -326,11 +380,14 @@ def _graph_difference(job: ModelProto, sub: ModelProto) -> str | None:
 def _array_like(tensor: TensorProto, want: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     """:func:`_tensor_array` for a tensor whose dtype and dims already match ``want``."""
     if tensor.HasField("raw_data") and not (
-            tensor.external_data or tensor.data_location or tensor.HasField("segment")):
+        tensor.external_data or tensor.data_location or tensor.HasField("segment")
+    ):
         raw = tensor.raw_data
         if len(raw) != want.nbytes:
-            raise ModelUnparseable(f"initializer {tensor.name!r}: {len(raw)} bytes of data "
-                                   f"for {want.size} elements of {want.dtype}")
+            raise ModelUnparseable(
+                f"initializer {tensor.name!r}: {len(raw)} bytes of data "
+                f"for {want.size} elements of {want.dtype}"
+            )
         return np.frombuffer(raw, dtype=want.dtype).reshape(want.shape)
     return _tensor_array(tensor)
 
@@ -345,28 +402,34 @@ def _read_like(job: ParsedModel, proto: ModelProto) -> dict[str, FloatArray]:
     for tensor in proto.graph.initializer:
         want = expected.get(tensor.name)
         if want is None or tensor.name in seen:
-            raise InitializerMismatch(f"initializer {tensor.name!r} is unexpected or repeated; "
-                                      f"the job's graph has {list(expected)}")
+            raise InitializerMismatch(
+                f"initializer {tensor.name!r} is unexpected or repeated; "
+                f"the job's graph has {list(expected)}"
+            )
         dtype = _DTYPES.get(tensor.data_type)
         if dtype != want.dtype or tuple(tensor.dims) != want.shape:
             raise InitializerMismatch(
                 f"initializer {tensor.name!r} is ONNX dtype {tensor.data_type} shape "
-                f"{list(tensor.dims)}; the job's is {want.dtype} {list(want.shape)}")
+                f"{list(tensor.dims)}; the job's is {want.dtype} {list(want.shape)}"
+            )
         seen[tensor.name] = _array_like(tensor, want)
     if len(seen) != len(expected):
         raise InitializerMismatch(f"initializers missing: {sorted(expected.keys() - seen)}")
     for name, constant in job.constants.items():
         if not np.array_equal(seen[name], constant):
-            raise InitializerMismatch(f"integer initializer {name!r} is part of the graph's "
-                                      "structure and must keep the job's values")
+            raise InitializerMismatch(
+                f"integer initializer {name!r} is part of the graph's "
+                "structure and must keep the job's values"
+            )
     weights: dict[str, FloatArray] = {name: seen[name] for name in job.weights}  # type: ignore[misc]
     for name, array in weights.items():
         _check_finite(name, array)
     return weights
 
 
-def check_same_graph(job: ParsedModel, submitted: bytes | ModelProto, *,
-                     max_bytes: int = MAX_MODEL_BYTES) -> ParsedModel:
+def check_same_graph(
+    job: ParsedModel, submitted: bytes | ModelProto, *, max_bytes: int = MAX_MODEL_BYTES
+) -> ParsedModel:
     """Accept ``submitted`` only if it is ``job``'s graph with other (finite) weight values.
 
     Returns the submission parsed, sharing the job's validated structure: a submission
@@ -377,8 +440,9 @@ def check_same_graph(job: ParsedModel, submitted: bytes | ModelProto, *,
     if difference is not None:
         raise GraphMismatch(f"{difference}; only initializer values may differ from the job's")
     weights = _read_like(job, proto)
-    return ParsedModel(proto, job.graph, job.input_name, job.n_features, job.output_name,
-                       weights, job.constants)
+    return ParsedModel(
+        proto, job.graph, job.input_name, job.n_features, job.output_name, weights, job.constants
+    )
 
 
 def check_weights_match(job: ParsedModel, model: ParsedModel) -> None:
@@ -391,10 +455,13 @@ def check_weights_match(job: ParsedModel, model: ParsedModel) -> None:
     if job.input_name != model.input_name or job.output_name != model.output_name:
         raise GraphMismatch("model input/output names differ from the job's graph")
     if list(job.weights) != list(model.weights):
-        raise InitializerMismatch(f"weights {list(model.weights)}; the job's graph has "
-                                  f"{list(job.weights)}")
+        raise InitializerMismatch(
+            f"weights {list(model.weights)}; the job's graph has {list(job.weights)}"
+        )
     for name, want in job.weights.items():
         got = model.weights[name]
         if got.shape != want.shape or got.dtype != want.dtype:
-            raise InitializerMismatch(f"weight {name!r} is {got.dtype}{list(got.shape)}; the "
-                                      f"job's is {want.dtype}{list(want.shape)}")
+            raise InitializerMismatch(
+                f"weight {name!r} is {got.dtype}{list(got.shape)}; the "
+                f"job's is {want.dtype}{list(want.shape)}"
+            )

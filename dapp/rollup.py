@@ -35,21 +35,28 @@ class RollupServer:
         return self._output("/notice", {"payload": _hex(payload)})
 
     def voucher(self, destination: str, value: int, payload: bytes) -> int:
-        body = {"destination": destination, "value": "0x" + format(value, "064x"),
-                "payload": _hex(payload)}
+        body = {
+            "destination": destination,
+            "value": "0x" + format(value, "064x"),
+            "payload": _hex(payload),
+        }
         return self._output("/voucher", body)
 
     def delegate_call_voucher(self, destination: str, payload: bytes) -> int:
-        return self._output("/delegate-call-voucher",
-                            {"destination": destination, "payload": _hex(payload)})
+        return self._output(
+            "/delegate-call-voucher", {"destination": destination, "payload": _hex(payload)}
+        )
 
     def report(self, payload: bytes) -> None:
-        self._check(self.session.post(f"{self.url}/report", json={"payload": _hex(payload)}),
-                    "/report")
+        self._check(
+            self.session.post(f"{self.url}/report", json={"payload": _hex(payload)}), "/report"
+        )
 
     def exception(self, payload: bytes) -> None:
-        self._check(self.session.post(f"{self.url}/exception", json={"payload": _hex(payload)}),
-                    "/exception")
+        self._check(
+            self.session.post(f"{self.url}/exception", json={"payload": _hex(payload)}),
+            "/exception",
+        )
 
     def _output(self, path: str, body: dict[str, str]) -> int:
         reply = self.session.post(f"{self.url}{path}", json=body)

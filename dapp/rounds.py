@@ -88,15 +88,22 @@ def current_round(ctx: Context, job_id: int, index: int) -> tuple[Job, Round]:
     return job, ctx.state.rounds[(job_id, index)]
 
 
-def handle_commit_submission(ctx: Context, *, jobId: int, round: int,  # noqa: N803, A002
-                             commitment: bytes) -> None:
+def handle_commit_submission(
+    ctx: Context,
+    *,
+    jobId: int,
+    round: int,  # noqa: N803, A002
+    commitment: bytes,
+) -> None:
     job, rnd = current_round(ctx, jobId, round)
     now = ctx.meta.block_timestamp
     if now >= rnd.commit_end_ts:
         raise WindowClosed(f"the commit window of round {round} closed at {rnd.commit_end_ts}")
     if commitment == bytes(32):
-        raise BadArgument("the commitment is zero; send keccak256(abi.encode(modelCid, salt, "
-                          "sender, jobId, round))")
+        raise BadArgument(
+            "the commitment is zero; send keccak256(abi.encode(modelCid, salt, "
+            "sender, jobId, round))"
+        )
     key = (jobId, round, ctx.sender)
     if key in ctx.state.submissions:
         raise AlreadyCommitted(f"you already committed in round {round} of job {jobId}")
@@ -109,32 +116,45 @@ def handle_commit_submission(ctx: Context, *, jobId: int, round: int,  # noqa: N
     ctx.state.rounds[(jobId, round)] = replace(rnd, committers=rnd.committers + (ctx.sender,))
 
 
-def handle_reveal_holdout(ctx: Context, *, jobId: int, round: int,  # noqa: N803, A002
-                          dataCid: str, salt: bytes) -> None:
+def handle_reveal_holdout(
+    ctx: Context,
+    *,
+    jobId: int,
+    round: int,  # noqa: N803, A002
+    dataCid: str,
+    salt: bytes,
+) -> None:
     job, rnd = current_round(ctx, jobId, round)
     now = ctx.meta.block_timestamp
     if ctx.sender != job.sponsor:
         raise NotSponsor(f"only the sponsor {job.sponsor} reveals the held-out shard")
     if now < rnd.commit_end_ts:
-        raise WindowNotOpen(f"the shard is revealed after the commit window, from "
-                            f"{rnd.commit_end_ts}; now is {now}")
+        raise WindowNotOpen(
+            f"the shard is revealed after the commit window, from {rnd.commit_end_ts}; now is {now}"
+        )
     if now >= rnd.holdout_end_ts:
         raise WindowClosed(f"the holdout window closed at {rnd.holdout_end_ts}")
     if rnd.holdout_cid is not None:
         raise HoldoutAlreadyRevealed(f"round {round}'s shard is already revealed")
     data_cid = canonical_cid(dataCid)
     if holdout_commitment(data_cid, salt) != job.spec.holdout_commitments[round]:
-        raise HoldoutMismatch("keccak256(abi.encode(dataCid, salt)) is not the commitment "
-                              f"posted for round {round}")
+        raise HoldoutMismatch(
+            f"keccak256(abi.encode(dataCid, salt)) is not the commitment posted for round {round}"
+        )
     graph, metric = job.spec.model_cid, job.spec.metric
     shard = stored_shard(ctx, data_cid, metric, max_rows=job.spec.holdout_rows)
     baseline = score(ctx, graph, checked_model(ctx, graph, rnd.model_cid), shard, metric)
-    ctx.state.rounds[(jobId, round)] = replace(rnd, holdout_cid=data_cid,
-                                               baseline=baseline.score)
+    ctx.state.rounds[(jobId, round)] = replace(rnd, holdout_cid=data_cid, baseline=baseline.score)
 
 
-def handle_reveal_submission(ctx: Context, *, jobId: int, round: int,  # noqa: N803, A002
-                             modelCid: str, salt: bytes) -> None:
+def handle_reveal_submission(
+    ctx: Context,
+    *,
+    jobId: int,
+    round: int,  # noqa: N803, A002
+    modelCid: str,
+    salt: bytes,
+) -> None:
     job, rnd = current_round(ctx, jobId, round)
     _check_reveal_window(rnd, ctx.meta.block_timestamp)
     sub = ctx.state.submissions.get((jobId, round, ctx.sender))
@@ -144,8 +164,10 @@ def handle_reveal_submission(ctx: Context, *, jobId: int, round: int,  # noqa: N
         raise AlreadyRevealed(f"you already revealed {sub.model_cid}")
     model_cid = canonical_cid(modelCid)
     if submission_commitment(model_cid, salt, ctx.sender, jobId, round) != sub.commitment:
-        raise CommitmentMismatch("keccak256(abi.encode(modelCid, salt, sender, jobId, round)) "
-                                 "is not your commitment: check the CID and the salt")
+        raise CommitmentMismatch(
+            "keccak256(abi.encode(modelCid, salt, sender, jobId, round)) "
+            "is not your commitment: check the CID and the salt"
+        )
     graph, metric = job.spec.model_cid, job.spec.metric
     model = checked_model(ctx, graph, model_cid)
     fingerprint = (jobId, weights_fingerprint(model))
@@ -159,8 +181,12 @@ def handle_reveal_submission(ctx: Context, *, jobId: int, round: int,  # noqa: N
     if sub.bond:
         ledger.credit(ctx.state, job.asset, ctx.sender, sub.bond)
     ctx.state.submissions[(jobId, round, ctx.sender)] = replace(
-        sub, model_cid=model_cid, reveal_input=ctx.meta.input_index, score=model_score,
-        is_copy=is_copy)
+        sub,
+        model_cid=model_cid,
+        reveal_input=ctx.meta.input_index,
+        score=model_score,
+        is_copy=is_copy,
+    )
 
 
 def _check_reveal_window(rnd: Round, now: int) -> None:
@@ -169,9 +195,11 @@ def _check_reveal_window(rnd: Round, now: int) -> None:
     if now >= rnd.reveal_end_ts:
         raise WindowClosed(f"the reveal window closed at {rnd.reveal_end_ts}")
     if rnd.holdout_cid is None and now < rnd.holdout_end_ts:
-        raise HoldoutPending(f"the sponsor may still reveal the shard until "
-                             f"{rnd.holdout_end_ts}; reveal your model after that or after "
-                             "the shard is revealed")
+        raise HoldoutPending(
+            f"the sponsor may still reveal the shard until "
+            f"{rnd.holdout_end_ts}; reveal your model after that or after "
+            "the shard is revealed"
+        )
 
 
 def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:  # noqa: N803, A002
@@ -180,14 +208,16 @@ def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:  # noqa
     if now < rnd.reveal_end_ts:
         raise RoundNotOver(f"round {round} can be closed from {rnd.reveal_end_ts}; now is {now}")
     subs = [ctx.state.submissions[(jobId, round, c)] for c in rnd.committers]
-    revealed = sorted((s for s in subs if s.model_cid is not None),
-                      key=lambda s: s.reveal_input or 0)
+    revealed = sorted(
+        (s for s in subs if s.model_cid is not None), key=lambda s: s.reveal_input or 0
+    )
     forfeited = sum(s.bond for s in subs if s.model_cid is None)
     budget = rnd.budget + forfeited
     if rnd.baseline is not None:
         winners = _accepted(revealed, rnd.baseline, job.spec.min_gain)
         shares, carried = payouts.proportional(
-            budget, [(s.score or 0) - rnd.baseline for s in winners])
+            budget, [(s.score or 0) - rnd.baseline for s in winners]
+        )
         new_model = _aggregate(ctx, job, rnd, winners)
     else:  # no shard: models are checked, not scored, and passing ones share equally
         winners = [s for s in revealed if not s.is_copy]
@@ -202,8 +232,9 @@ def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:  # noqa
 def _accepted(revealed: list[Submission], baseline: int, min_gain: int) -> list[Submission]:
     """Beat the baseline by at least ``max(min_gain, 1)``; copies never count."""
     need = max(min_gain, 1)
-    return [s for s in revealed
-            if not s.is_copy and s.score is not None and s.score - baseline >= need]
+    return [
+        s for s in revealed if not s.is_copy and s.score is not None and s.score - baseline >= need
+    ]
 
 
 def _aggregate(ctx: Context, job: Job, rnd: Round, winners: list[Submission]) -> str:
@@ -217,23 +248,45 @@ def _aggregate(ctx: Context, job: Job, rnd: Round, winners: list[Submission]) ->
     return new_cid
 
 
-def _finish_round(ctx: Context, job: Job, rnd: Round, revealed: list[Submission],
-                  winners: list[Submission], shares: list[int], carried: int,
-                  new_model: str) -> None:
+def _finish_round(
+    ctx: Context,
+    job: Job,
+    rnd: Round,
+    revealed: list[Submission],
+    winners: list[Submission],
+    shares: list[int],
+    carried: int,
+    new_model: str,
+) -> None:
     now, last = ctx.meta.block_timestamp, rnd.index == job.spec.rounds - 1
     refund = carried if last else 0
     if refund:
         ledger.pay(ctx, job.asset, job.sponsor, refund)
     winner_set = {s.client for s in winners}
-    ctx.notice(notices.ROUND_CLOSED.encode(
-        job.id, rnd.index, rnd.baseline is not None, rnd.baseline or 0,
-        [s.client for s in revealed], [s.score or 0 for s in revealed],
-        [s.client in winner_set for s in revealed], new_model,
-        [s.client for s in winners], shares, 0 if last else carried, refund))
-    ctx.state.rounds[(job.id, rnd.index)] = replace(rnd, is_closed=True,
-                                                    new_model_cid=new_model)
-    job = replace(job, global_model_cid=new_model, paid=job.paid + sum(shares),
-                  carried=0 if last else carried, refunded=job.refunded + refund)
+    ctx.notice(
+        notices.ROUND_CLOSED.encode(
+            job.id,
+            rnd.index,
+            rnd.baseline is not None,
+            rnd.baseline or 0,
+            [s.client for s in revealed],
+            [s.score or 0 for s in revealed],
+            [s.client in winner_set for s in revealed],
+            new_model,
+            [s.client for s in winners],
+            shares,
+            0 if last else carried,
+            refund,
+        )
+    )
+    ctx.state.rounds[(job.id, rnd.index)] = replace(rnd, is_closed=True, new_model_cid=new_model)
+    job = replace(
+        job,
+        global_model_cid=new_model,
+        paid=job.paid + sum(shares),
+        carried=0 if last else carried,
+        refunded=job.refunded + refund,
+    )
     if last:
         ctx.state.jobs[job.id] = replace(job, current_round=job.spec.rounds)
     else:

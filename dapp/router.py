@@ -39,8 +39,10 @@ class Router:
             raise BadAbi(f"payload is not a valid {method.signature} call: {exc}") from exc
         if method.encode(**args) != payload:
             # One spelling per call: no trailing bytes, no odd offsets or padding.
-            raise BadAbi(f"payload is not the canonical ABI encoding of a {method.signature} "
-                         "call (trailing or non-standard bytes)")
+            raise BadAbi(
+                f"payload is not the canonical ABI encoding of a {method.signature} "
+                "call (trailing or non-standard bytes)"
+            )
         handler(ctx, **args)
 
     def _lookup(self, payload: bytes) -> tuple[Method, Handler]:

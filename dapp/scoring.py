@@ -32,8 +32,9 @@ def parse_metric(name: str) -> Metric:
     try:
         return Metric(name)
     except ValueError:
-        raise UnknownMetric(f"unknown metric {name!r}; use one of "
-                            f"{', '.join(m.value for m in Metric)}") from None
+        raise UnknownMetric(
+            f"unknown metric {name!r}; use one of {', '.join(m.value for m in Metric)}"
+        ) from None
 
 
 #: Sessions kept at once. Bounded because inputs that are later rejected can add entries too.
@@ -76,13 +77,16 @@ def checked_model(ctx: Context, graph_cid: str, model_cid: str) -> ParsedModel:
 def stored_shard(ctx: Context, data_cid: str, metric: Metric, *, max_rows: int) -> Shard:
     shard = load_shard(blob_bytes(ctx.state, data_cid), metric)
     if shard.rows > max_rows:
-        raise ShardTooLarge(f"the shard has {shard.rows} rows; at most {max_rows} allowed here "
-                            "(the job's holdoutRows, its work budget)")
+        raise ShardTooLarge(
+            f"the shard has {shard.rows} rows; at most {max_rows} allowed here "
+            "(the job's holdoutRows, its work budget)"
+        )
     return shard
 
 
-def score(ctx: Context, graph_cid: str, model: ParsedModel, shard: Shard,
-          metric: Metric) -> Evaluation:
+def score(
+    ctx: Context, graph_cid: str, model: ParsedModel, shard: Shard, metric: Metric
+) -> Evaluation:
     return scorer_for(ctx, graph_cid).score(model, shard, metric)
 
 
@@ -92,5 +96,6 @@ def handle_evaluate(ctx: Context, *, modelCid: str, dataCid: str, metric: str) -
     model_cid, data_cid = canonical_cid(modelCid), canonical_cid(dataCid)
     shard = load_shard(blob_bytes(ctx.state, data_cid), metric_enum)
     result = evaluate(blob_bytes(ctx.state, model_cid), shard, metric_enum)
-    ctx.notice(notices.EVALUATION.encode(model_cid, data_cid, metric_enum.value, result.score,
-                                         result.rows))
+    ctx.notice(
+        notices.EVALUATION.encode(model_cid, data_cid, metric_enum.value, result.score, result.rows)
+    )

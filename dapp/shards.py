@@ -79,8 +79,9 @@ def _check_members(archive: zipfile.ZipFile) -> None:
         raise ShardInvalid(f"members {names}; accepted: exactly X and y (np.savez(f, X=.., y=..))")
     expanded = sum(info.file_size for info in infos)
     if expanded > MAX_SHARD_ARRAY_BYTES:
-        raise ShardTooLarge(f"arrays take {expanded} bytes uncompressed; at most "
-                            f"{MAX_SHARD_ARRAY_BYTES} accepted")
+        raise ShardTooLarge(
+            f"arrays take {expanded} bytes uncompressed; at most {MAX_SHARD_ARRAY_BYTES} accepted"
+        )
     for info in infos:
         with archive.open(info) as member:
             version = npy_format.read_magic(member)  # type: ignore[no-untyped-call]
@@ -92,8 +93,10 @@ def _check_members(archive: zipfile.ZipFile) -> None:
                 raise ShardInvalid(f"{info.filename}: .npy format {version}; accepted 1.0, 2.0")
         shape, _, dtype = header
         if dtype.hasobject or math.prod(shape) * dtype.itemsize > info.file_size:
-            raise ShardInvalid(f"{info.filename}: header declares {shape} of {dtype}, more "
-                               "than the member holds, or objects; accepted: numeric arrays")
+            raise ShardInvalid(
+                f"{info.filename}: header declares {shape} of {dtype}, more "
+                "than the member holds, or objects; accepted: numeric arrays"
+            )
 
 
 def _read_arrays(data: bytes) -> tuple[AnyArray, AnyArray]:
@@ -114,8 +117,10 @@ def _check_features(X: AnyArray) -> npt.NDArray[np.float32]:
         raise ShardInvalid(f"X is {X.dtype} with shape {X.shape}; accepted: float32 [rows, d]")
     rows, features = X.shape
     if not 1 <= rows <= MAX_SHARD_ROWS or features < 1:
-        raise ShardInvalid(f"X has {rows} rows and {features} features; accepted: "
-                           f"1..{MAX_SHARD_ROWS} rows, at least 1 feature")
+        raise ShardInvalid(
+            f"X has {rows} rows and {features} features; accepted: "
+            f"1..{MAX_SHARD_ROWS} rows, at least 1 feature"
+        )
     if not np.isfinite(X).all():
         raise ShardInvalid("X holds NaN or infinite values; accepted: finite features only")
     return np.ascontiguousarray(X)

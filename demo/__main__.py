@@ -38,8 +38,9 @@ def accuracy(model: bytes, X: np.ndarray, y: np.ndarray) -> float:
     return float(((probabilities >= 0.5) == y).mean())
 
 
-def play_round(market: Market, client: Client, round_index: int, global_model: bytes,
-               names: dict[str, str]) -> tuple[bytes, list[int]]:
+def play_round(
+    market: Market, client: Client, round_index: int, global_model: bytes, names: dict[str, str]
+) -> tuple[bytes, list[int]]:
     sponsor, clients = market.sponsor, market.clients
     show(f"\n== Round {round_index + 1}")
     models = [market.train(i, global_model) for i in range(3)] + [global_model]
@@ -47,8 +48,10 @@ def play_round(market: Market, client: Client, round_index: int, global_model: b
         market.commit(who, model, round_index)
         if index < 3:
             X, y = market.federation.partitions[index]
-            show(f"  {names[who]:<7} trains on its private data (accuracy there "
-                 f"{accuracy(model, X, y):.3f}) and commits a sealed hash")
+            show(
+                f"  {names[who]:<7} trains on its private data (accuracy there "
+                f"{accuracy(model, X, y):.3f}) and commits a sealed hash"
+            )
         else:
             show(f"  {names[who]:<7} commits the global model unchanged")
     market.net.send(sponsor, b"\0\0\0\0", advance_time=WINDOW)  # block time passes
@@ -59,13 +62,14 @@ def play_round(market: Market, client: Client, round_index: int, global_model: b
         market.reveal(who, model, round_index)
     market.net.send(sponsor, b"\0\0\0\0", advance_time=2 * WINDOW)
     closed = market.net.send(clients[0], inputs.CLOSE_ROUND.encode(market.job_id, round_index))
-    (_, result), = [n for n in notices_in(closed) if n[0] == "RoundClosed"]
+    ((_, result),) = [n for n in notices_in(closed) if n[0] == "RoundClosed"]
     paid = dict(zip((p.lower() for p in result["paid"]), result["amounts"], strict=True))
-    for who, score, ok in zip(result["clients"], result["scores"], result["accepted"],
-                              strict=True):
+    for who, score, ok in zip(result["clients"], result["scores"], result["accepted"], strict=True):
         reward = paid.get(who.lower(), 0) / TOKEN
-        show(f"  {names[who.lower()]:<7} score {score:>8}  gain {score - result['baseline']:>7}"
-             f"  {'accepted' if ok else 'rejected'}  reward {reward:10.4f} DEML")
+        show(
+            f"  {names[who.lower()]:<7} score {score:>8}  gain {score - result['baseline']:>7}"
+            f"  {'accepted' if ok else 'rejected'}  reward {reward:10.4f} DEML"
+        )
     show(f"  new global model {result['newModelCid']}")
     vouchers = [o.index for o in closed.outputs if o.raw[:4] == bytes.fromhex("237a816f")]
     return fetch_blob(market, result["newModelCid"]), vouchers
@@ -101,13 +105,20 @@ def main() -> int:
 def run(client: Client) -> None:
     token = client.info["reward_token"]
     sponsor, *clients = client.accounts[5:10]
-    names = {sponsor: "sponsor", clients[0]: "alice", clients[1]: "bob", clients[2]: "carol",
-             clients[3]: "copycat"}
+    names = {
+        sponsor: "sponsor",
+        clients[0]: "alice",
+        clients[1]: "bob",
+        clients[2]: "carol",
+        clients[3]: "copycat",
+    }
     market = Market(DevnetTransport(client), sponsor=sponsor, clients=clients)
     escrow = 9_000 * TOKEN
     market.post(escrow, token=token, metric="log_loss")
-    show(f"\nSponsor posts job {market.job_id}: 9000 DEML escrowed through the ERC20Portal, "
-         "2 rounds, logistic regression, metric log-loss")
+    show(
+        f"\nSponsor posts job {market.job_id}: 9000 DEML escrowed through the ERC20Portal, "
+        "2 rounds, logistic regression, metric log-loss"
+    )
     global_model, vouchers = market.initial_model, []
     for round_index in (0, 1):
         global_model, paid = play_round(market, client, round_index, global_model, names)
@@ -124,8 +135,10 @@ def run(client: Client) -> None:
         total += delta
         show(f"  {name:<7} received {delta / TOKEN:12.4f} DEML")
     status = "OK" if total == escrow else "MISMATCH"
-    show(f"  paid out + refunded = {total / TOKEN:.4f} DEML of {escrow / TOKEN:.0f} escrowed: "
-         f"{status}")
+    show(
+        f"  paid out + refunded = {total / TOKEN:.4f} DEML of {escrow / TOKEN:.0f} escrowed: "
+        f"{status}"
+    )
     if total != escrow:
         raise SystemExit(1)
 

@@ -23,8 +23,7 @@ WINDOW = 600  # seconds, each of commit / holdout / reveal
 class Transport(Protocol):
     def send(self, sender: str, payload: bytes, *, advance_time: int = 12) -> Any: ...
     def deposit_ether(self, depositor: str, amount: int, call: bytes = b"") -> Any: ...
-    def deposit_erc20(self, token: str, depositor: str, amount: int,
-                      call: bytes = b"") -> Any: ...
+    def deposit_erc20(self, token: str, depositor: str, amount: int, call: bytes = b"") -> Any: ...
     def query(self, path: str) -> Any: ...
 
 
@@ -56,12 +55,23 @@ class Market:
         return data, compute_cid(data)
 
     def job_spec(self, **overrides: Any) -> dict[str, Any]:
-        commitments = [holdout_commitment(self.holdout(r)[1], salt_for(f"holdout{r}"))
-                       for r in range(len(self.federation.holdouts))]
-        spec = {"modelCid": compute_cid(self.initial_model), "recipe": '{"trainer":"logreg"}',
-                "metric": "accuracy", "holdoutRows": 100, "holdoutCommitments": commitments,
-                "commitSeconds": WINDOW, "holdoutSeconds": WINDOW, "revealSeconds": WINDOW,
-                "minGain": 1, "maxSubmissions": 8, "commitBond": 0}
+        commitments = [
+            holdout_commitment(self.holdout(r)[1], salt_for(f"holdout{r}"))
+            for r in range(len(self.federation.holdouts))
+        ]
+        spec = {
+            "modelCid": compute_cid(self.initial_model),
+            "recipe": '{"trainer":"logreg"}',
+            "metric": "accuracy",
+            "holdoutRows": 100,
+            "holdoutCommitments": commitments,
+            "commitSeconds": WINDOW,
+            "holdoutSeconds": WINDOW,
+            "revealSeconds": WINDOW,
+            "minGain": 1,
+            "maxSubmissions": 8,
+            "commitBond": 0,
+        }
         return spec | overrides
 
     def post(self, reward: int, *, token: str | None = None, **overrides: Any) -> Any:
@@ -76,21 +86,26 @@ class Market:
 
     def commit(self, client: str, model: bytes, round_index: int) -> Any:
         cid = compute_cid(model)
-        commitment = submission_commitment(cid, salt_for(client), client, self.job_id,
-                                           round_index)
-        return self.net.send(client, inputs.COMMIT_SUBMISSION.encode(self.job_id, round_index,
-                                                                     commitment))
+        commitment = submission_commitment(cid, salt_for(client), client, self.job_id, round_index)
+        return self.net.send(
+            client, inputs.COMMIT_SUBMISSION.encode(self.job_id, round_index, commitment)
+        )
 
     def reveal_holdout(self, round_index: int) -> Any:
         data, cid = self.holdout(round_index)
         upload(self.net, self.sponsor, data)
-        return self.net.send(self.sponsor, inputs.REVEAL_HOLDOUT.encode(
-            self.job_id, round_index, cid, salt_for(f"holdout{round_index}")))
+        return self.net.send(
+            self.sponsor,
+            inputs.REVEAL_HOLDOUT.encode(
+                self.job_id, round_index, cid, salt_for(f"holdout{round_index}")
+            ),
+        )
 
     def reveal(self, client: str, model: bytes, round_index: int) -> Any:
         cid = upload(self.net, client, model)
-        return self.net.send(client, inputs.REVEAL_SUBMISSION.encode(
-            self.job_id, round_index, cid, salt_for(client)))
+        return self.net.send(
+            client, inputs.REVEAL_SUBMISSION.encode(self.job_id, round_index, cid, salt_for(client))
+        )
 
     def train(self, client_index: int, base: bytes) -> bytes:
         X, y = self.federation.partitions[client_index]

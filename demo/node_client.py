@@ -27,8 +27,11 @@ class Client:
         self.accounts: list[str] = list(self.info["accounts"])
 
     def rpc(self, method: str, **params: Any) -> Any:
-        reply = requests.post(self.info["jsonrpc_url"], timeout=10, json={
-            "jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
+        reply = requests.post(
+            self.info["jsonrpc_url"],
+            timeout=10,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+        ).json()
         if "error" in reply:
             raise AssertionError(f"{method}: {reply['error']}")
         return reply["result"]
@@ -45,9 +48,14 @@ class Client:
         wait_for(lambda: self.processed() >= count, timeout, f"{count} inputs processed")
 
     def input_count(self) -> int:
-        return int(self.chain.call_fn("0x1b51e2992a2755ba4d6f7094032df91991a0cfac",
-                                      "getNumberOfInputs(address)", self.app,
-                                      returns=["uint256"]))
+        return int(
+            self.chain.call_fn(
+                "0x1b51e2992a2755ba4d6f7094032df91991a0cfac",
+                "getNumberOfInputs(address)",
+                self.app,
+                returns=["uint256"],
+            )
+        )
 
     def sync(self) -> None:
         """Wait until the node has processed every input on chain."""
@@ -59,27 +67,36 @@ class Client:
         self.sync()
         head = self.chain.block_number()
         self.chain.mine(length - head % length + 1)
-        target = (head // length)
-        wait_for(lambda: any(int(e["index"], 16) >= target and e["status"] == "CLAIM_ACCEPTED"
-                             for e in self.rpc("cartesi_listEpochs", application=self.app)["data"]),
-                 60, f"claim of epoch {target}")
+        target = head // length
+        wait_for(
+            lambda: any(
+                int(e["index"], 16) >= target and e["status"] == "CLAIM_ACCEPTED"
+                for e in self.rpc("cartesi_listEpochs", application=self.app)["data"]
+            ),
+            60,
+            f"claim of epoch {target}",
+        )
 
     def output_count(self) -> int:
         listed = self.rpc("cartesi_listOutputs", application=self.app, limit=1)
         return int(listed["pagination"]["total_count"])
 
     def output(self, index: int) -> dict[str, Any]:
-        data: dict[str, Any] = self.rpc("cartesi_getOutput", application=self.app,
-                                        output_index=hex(index))["data"]
+        data: dict[str, Any] = self.rpc(
+            "cartesi_getOutput", application=self.app, output_index=hex(index)
+        )["data"]
         return data
 
     def execute(self, index: int, sender: str | None = None) -> None:
         out = self.output(index)
         assert out["output_hashes_siblings"] is not None, "epoch not claimed yet"
-        self.rollups.execute_output(self.app, bytes.fromhex(out["raw_data"][2:]), index=index,
-                                    siblings=[bytes.fromhex(s[2:]) for s in
-                                              out["output_hashes_siblings"]],
-                                    sender=sender or self.accounts[0])
+        self.rollups.execute_output(
+            self.app,
+            bytes.fromhex(out["raw_data"][2:]),
+            index=index,
+            siblings=[bytes.fromhex(s[2:]) for s in out["output_hashes_siblings"]],
+            sender=sender or self.accounts[0],
+        )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -101,14 +118,19 @@ class DevnetTransport:
         c = self.client
         c.wait_processed(input_index + 1)
         row = c.rpc("cartesi_getInput", application=c.app, input_index=hex(input_index))["data"]
-        outputs = c.rpc("cartesi_listOutputs", application=c.app, input_index=hex(input_index),
-                        limit=1000)["data"]
-        reports = c.rpc("cartesi_listReports", application=c.app, input_index=hex(input_index),
-                        limit=1000)["data"]
-        return Result(status=row["status"].lower(),
-                      outputs=[Output(int(o["index"], 16), bytes.fromhex(o["raw_data"][2:]))
-                               for o in outputs],
-                      reports=[bytes.fromhex(r["raw_data"][2:]) for r in reports])
+        outputs = c.rpc(
+            "cartesi_listOutputs", application=c.app, input_index=hex(input_index), limit=1000
+        )["data"]
+        reports = c.rpc(
+            "cartesi_listReports", application=c.app, input_index=hex(input_index), limit=1000
+        )["data"]
+        return Result(
+            status=row["status"].lower(),
+            outputs=[
+                Output(int(o["index"], 16), bytes.fromhex(o["raw_data"][2:])) for o in outputs
+            ],
+            reports=[bytes.fromhex(r["raw_data"][2:]) for r in reports],
+        )
 
     def send(self, sender: str, payload: bytes, *, advance_time: int = 12) -> Result:
         if advance_time > 12:
@@ -117,14 +139,15 @@ class DevnetTransport:
         return self._result(added.index)
 
     def deposit_ether(self, depositor: str, amount: int, call: bytes = b"") -> Result:
-        added = self.client.rollups.deposit_ether(self.client.app, value_wei=amount,
-                                                  exec_layer_data=call, sender=depositor)
+        added = self.client.rollups.deposit_ether(
+            self.client.app, value_wei=amount, exec_layer_data=call, sender=depositor
+        )
         return self._result(added.index)
 
-    def deposit_erc20(self, token: str, depositor: str, amount: int,
-                      call: bytes = b"") -> Result:
-        added = self.client.rollups.deposit_erc20(token, self.client.app, amount=amount,
-                                                  exec_layer_data=call, sender=depositor)
+    def deposit_erc20(self, token: str, depositor: str, amount: int, call: bytes = b"") -> Result:
+        added = self.client.rollups.deposit_erc20(
+            token, self.client.app, amount=amount, exec_layer_data=call, sender=depositor
+        )
         return self._result(added.index)
 
     def query(self, path: str) -> Any:

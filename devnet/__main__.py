@@ -35,26 +35,41 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    config = DevnetConfig(state_dir=Path(args.state_dir), port=args.port,
-                          epoch_length=args.epoch_length, block_time_s=args.block_time)
+    config = DevnetConfig(
+        state_dir=Path(args.state_dir),
+        port=args.port,
+        epoch_length=args.epoch_length,
+        block_time_s=args.block_time,
+    )
     devnet = Devnet(config)
     stop = threading.Event()
     _stop_on_signals(stop)
     try:
         devnet.start()
     except OSError as exc:
-        print(f"error: the devnet did not start: {exc} (is port {args.port} taken? try "
-              "--port 0 for any free port)", file=sys.stderr)
+        print(
+            f"error: the devnet did not start: {exc} (is port {args.port} taken? try "
+            "--port 0 for any free port)",
+            file=sys.stderr,
+        )
         return 1
     except Exception as exc:
         print(f"error: the devnet did not start: {exc}", file=sys.stderr)
         return 1
     info = devnet.info
     print(f"devnet ready in {info['startup_seconds']} s")
-    for key in ("rpc_url", "inspect_url", "jsonrpc_url", "application", "authority",
-                "reward_token", "epoch_length"):
+    for key in (
+        "rpc_url",
+        "inspect_url",
+        "jsonrpc_url",
+        "application",
+        "authority",
+        "reward_token",
+        "epoch_length",
+    ):
         print(f"  {key:<13} {info[key]}")
     print(f"  written to    {config.state_dir / 'devnet.json'}\nCtrl-C to stop.")
+
     def stop_when_the_node_fails() -> None:
         devnet.wait()
         stop.set()
@@ -70,21 +85,34 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_node(args: argparse.Namespace) -> int:
     info = json.loads(Path(args.config).read_text())
-    config = NodeConfig(rpc_url=info["rpc_url"], application=info["application"],
-                        authority=info["authority"], deployment_block=info["deployment_block"],
-                        epoch_length=info["epoch_length"],
-                        claimer=None if args.no_claims else info["accounts"][0],
-                        name=info.get("application_name", "deml"))
+    config = NodeConfig(
+        rpc_url=info["rpc_url"],
+        application=info["application"],
+        authority=info["authority"],
+        deployment_block=info["deployment_block"],
+        epoch_length=info["epoch_length"],
+        claimer=None if args.no_claims else info["accounts"][0],
+        name=info.get("application_name", "deml"),
+    )
     stop = threading.Event()
     _stop_on_signals(stop)
     store = Store(args.db)
     node = Node(config, store).start()
-    app = AppInfo(name=config.name, address=config.application, consensus=config.authority,
-                  chain_id=int(info["chain_id"]), epoch_length=config.epoch_length,
-                  deployment_block=config.deployment_block,
-                  template_hash="0x" + HOST_MODE_TEMPLATE_HASH.hex())
-    api = NodeApi(rpc=RpcMethods(app, store, node.processed_input_count), inspect=node.inspect,
-                  app_names=(config.name, config.application), port=args.port).start()
+    app = AppInfo(
+        name=config.name,
+        address=config.application,
+        consensus=config.authority,
+        chain_id=int(info["chain_id"]),
+        epoch_length=config.epoch_length,
+        deployment_block=config.deployment_block,
+        template_hash="0x" + HOST_MODE_TEMPLATE_HASH.hex(),
+    )
+    api = NodeApi(
+        rpc=RpcMethods(app, store, node.processed_input_count),
+        inspect=node.inspect,
+        app_names=(config.name, config.application),
+        port=args.port,
+    ).start()
     print(f"node API at {api.url}", flush=True)
     try:
         node.run(stop)
@@ -95,15 +123,22 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devnet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m devnet",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start anvil, deploy, run the node (Ctrl-C stops all)")
     up.add_argument("--state-dir", default=".devnet")
     up.add_argument("--port", type=int, default=6751, help="node HTTP port (0 = any free)")
     up.add_argument("--epoch-length", type=int, default=10, help="blocks per epoch")
-    up.add_argument("--block-time", type=float, default=None,
-                    help="seconds per block (default: a block per transaction)")
+    up.add_argument(
+        "--block-time",
+        type=float,
+        default=None,
+        help="seconds per block (default: a block per transaction)",
+    )
     node = sub.add_parser("node", help="run only the node against a deployed app")
     node.add_argument("--config", required=True, help="devnet.json written by `up`")
     node.add_argument("--db", required=True, help="SQLite file (kept across restarts)")

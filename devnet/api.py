@@ -27,8 +27,15 @@ INTERNAL_ERROR = -32603
 
 
 class NodeApi:
-    def __init__(self, *, rpc: RpcMethods, inspect: Callable[[bytes], Result],
-                 app_names: tuple[str, ...], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        rpc: RpcMethods,
+        inspect: Callable[[bytes], Result],
+        app_names: tuple[str, ...],
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.rpc = rpc
         self.inspect = inspect
         self.app_names = tuple(name.lower() for name in app_names)
@@ -57,8 +64,12 @@ class NodeApi:
         try:
             result = self.inspect(body)
         except MachineHalted as exc:
-            return 200, {"status": "Exception", "exception": str(exc), "reports": [],
-                         "processed_input_count": self.rpc.processed_count(app)["data"]}
+            return 200, {
+                "status": "Exception",
+                "exception": str(exc),
+                "reports": [],
+                "processed_input_count": self.rpc.processed_count(app)["data"],
+            }
         status = "Accepted" if result.status == "accepted" else "Rejected"
         reports = [{"payload": "0x" + r.hex()} for r in result.reports]
         count = int(self.rpc.processed_count(app)["data"], 16)
@@ -70,13 +81,19 @@ class NodeApi:
         except json.JSONDecodeError:
             return _error(None, PARSE_ERROR, "parse error")
         if isinstance(request, list):
-            return [self._one(item) for item in request] if request else _error(
-                None, INVALID_REQUEST, "empty batch")
+            return (
+                [self._one(item) for item in request]
+                if request
+                else _error(None, INVALID_REQUEST, "empty batch")
+            )
         return self._one(request)
 
     def _one(self, request: Any) -> Any:
-        if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" \
-                or not isinstance(request.get("method"), str):
+        if (
+            not isinstance(request, dict)
+            or request.get("jsonrpc") != "2.0"
+            or not isinstance(request.get("method"), str)
+        ):
             return _error(None, INVALID_REQUEST, "invalid request")
         rid = request.get("id")
         try:
@@ -115,7 +132,7 @@ def _handler(api: NodeApi) -> type[BaseHTTPRequestHandler]:
                 if length > INSPECT_BODY_LIMIT:
                     return self._send(413, "payload too large")
                 body = self.rfile.read(length)
-                code, reply = api.handle_inspect(self.path[len("/inspect/"):].strip("/"), body)
+                code, reply = api.handle_inspect(self.path[len("/inspect/") :].strip("/"), body)
                 return self._send(code, reply)
             if self.path.rstrip("/") == "/rpc":
                 if length > RPC_BODY_LIMIT:

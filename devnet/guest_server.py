@@ -31,8 +31,15 @@ from deml_protocol.outputs import (
 
 JSON_BODY_LIMIT = 5 << 20
 _VALUE = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
-METADATA_FIELDS = ("chain_id", "app_contract", "msg_sender", "block_number",
-                   "block_timestamp", "prev_randao", "input_index")
+METADATA_FIELDS = (
+    "chain_id",
+    "app_contract",
+    "msg_sender",
+    "block_number",
+    "block_timestamp",
+    "prev_randao",
+    "input_index",
+)
 
 
 class MachineHalted(RuntimeError):
@@ -110,8 +117,14 @@ class GuestServer:
         self.close()
 
     # ---- Python side -------------------------------------------------------------------
-    def advance(self, metadata: dict[str, Any], payload: bytes, *, timeout: float = 180.0,
-                is_alive: Callable[[], bool] = lambda: True) -> Result:
+    def advance(
+        self,
+        metadata: dict[str, Any],
+        payload: bytes,
+        *,
+        timeout: float = 180.0,
+        is_alive: Callable[[], bool] = lambda: True,
+    ) -> Result:
         missing = [name for name in METADATA_FIELDS if name not in metadata]
         if missing:
             raise ValueError(f"advance metadata lacks {missing}")
@@ -119,13 +132,13 @@ class GuestServer:
         body = {"metadata": meta, "payload": "0x" + payload.hex()}
         return self._submit(_Request("advance_state", body), timeout, is_alive)
 
-    def inspect(self, payload: bytes, *, timeout: float = 180.0,
-                is_alive: Callable[[], bool] = lambda: True) -> Result:
+    def inspect(
+        self, payload: bytes, *, timeout: float = 180.0, is_alive: Callable[[], bool] = lambda: True
+    ) -> Result:
         body = {"payload": "0x" + payload.hex()}
         return self._submit(_Request("inspect_state", body), timeout, is_alive)
 
-    def _submit(self, request: _Request, timeout: float,
-                is_alive: Callable[[], bool]) -> Result:
+    def _submit(self, request: _Request, timeout: float, is_alive: Callable[[], bool]) -> Result:
         with self._cond:
             self._queue.append(request)
             self._cond.notify_all()

@@ -33,8 +33,13 @@ def die_with_parent() -> None:
 
 
 class HostMachine:
-    def __init__(self, *, env: Mapping[str, str] | None = None,
-                 log: IO[bytes] | None = None, timeout: float = 180.0) -> None:
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        log: IO[bytes] | None = None,
+        timeout: float = 180.0,
+    ) -> None:
         self.timeout = timeout
         self._env = dict(env or {})
         self._log = log
@@ -48,8 +53,12 @@ class HostMachine:
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dapp"], cwd=REPO_ROOT, env=env,
-            stdout=self._log, stderr=self._log, preexec_fn=die_with_parent,
+            [sys.executable, "-m", "dapp"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=self._log,
+            preexec_fn=die_with_parent,
         )
         return self
 
@@ -57,8 +66,9 @@ class HostMachine:
         return self.process is not None and self.process.poll() is None
 
     def advance(self, metadata: Mapping[str, Any], payload: bytes) -> Result:
-        return self.server.advance(dict(metadata), payload, timeout=self.timeout,
-                                   is_alive=self.is_alive)
+        return self.server.advance(
+            dict(metadata), payload, timeout=self.timeout, is_alive=self.is_alive
+        )
 
     def inspect(self, payload: bytes) -> Result:
         return self.server.inspect(payload, timeout=self.timeout, is_alive=self.is_alive)

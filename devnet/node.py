@@ -64,9 +64,14 @@ class NodeConfig:
 
 
 class Node:
-    def __init__(self, config: NodeConfig, store: Store, *,
-                 dapp_env: dict[str, str] | None = None, dapp_log: IO[bytes] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        store: Store,
+        *,
+        dapp_env: dict[str, str] | None = None,
+        dapp_log: IO[bytes] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.chain = Chain(config.rpc_url)
@@ -127,8 +132,9 @@ class Node:
         start = self.config.deployment_block if scanned is None else int(scanned) + 1
         while start <= head:
             end = min(head, start + SCAN_CHUNK - 1)
-            found = self.rollups.input_added_logs(self.config.application,
-                                                  from_block=start, to_block=end)
+            found = self.rollups.input_added_logs(
+                self.config.application, from_block=start, to_block=end
+            )
             rows = [(e.index, e.block_number, e.raw_input, e.tx_hash) for e in found]
             self.store.add_inputs(rows, scanned_to=end)
             start = end + 1
@@ -139,11 +145,20 @@ class Node:
             with self._lock:  # inspects see a state and a processed count that agree
                 status, outputs, reports = self._advance(row)
                 self.tree.extend(o.hash for o in outputs)
-                self.store.record_result(input_index=row.index, status=status,
-                                         outputs=outputs, reports=reports,
-                                         outputs_hash=self.tree.root())
-            log.info("input %d: %s, %d outputs, %d reports", row.index, status, len(outputs),
-                     len(reports))
+                self.store.record_result(
+                    input_index=row.index,
+                    status=status,
+                    outputs=outputs,
+                    reports=reports,
+                    outputs_hash=self.tree.root(),
+                )
+            log.info(
+                "input %d: %s, %d outputs, %d reports",
+                row.index,
+                status,
+                len(outputs),
+                len(reports),
+            )
 
     def _advance(self, row: InputRow) -> tuple[str, list[OutputRow], list[bytes]]:
         metadata, payload = decode_evm_advance(row.raw)
@@ -153,8 +168,7 @@ class Node:
             log.error("input %d halted the DApp (%s); restarting it by replay", row.index, exc)
             self._restart_machine()
             return "EXCEPTION", [], [str(exc).encode()]
-        outputs = [OutputRow(o.index, row.index, o.raw, output_hash(o.raw))
-                   for o in result.outputs]
+        outputs = [OutputRow(o.index, row.index, o.raw, output_hash(o.raw)) for o in result.outputs]
         return STATUS[result.status], outputs, result.reports
 
     def _restart_machine(self) -> None:
@@ -176,17 +190,23 @@ class Node:
             log.info("replayed %d inputs", len(done))
 
     def _check_replay(self, row: InputRow, result: Result) -> None:
-        stored_outputs = [(o.index, o.raw) for o in
-                          self.store.outputs(where="input_index = ?", args=(row.index,))]
-        stored_reports = [r.raw for r in
-                          self.store.reports(where="input_index = ?", args=(row.index,))]
-        replayed = (STATUS[result.status], [(o.index, o.raw) for o in result.outputs],
-                    result.reports)
+        stored_outputs = [
+            (o.index, o.raw) for o in self.store.outputs(where="input_index = ?", args=(row.index,))
+        ]
+        stored_reports = [
+            r.raw for r in self.store.reports(where="input_index = ?", args=(row.index,))
+        ]
+        replayed = (
+            STATUS[result.status],
+            [(o.index, o.raw) for o in result.outputs],
+            result.reports,
+        )
         if replayed != (row.status, stored_outputs, stored_reports):
             raise ReplayMismatch(
                 f"input {row.index}: replay gave {replayed[0]} with {len(replayed[1])} outputs "
                 f"and {len(replayed[2])} reports; the store has {row.status}, "
-                f"{len(stored_outputs)} outputs, {len(stored_reports)} reports")
+                f"{len(stored_outputs)} outputs, {len(stored_reports)} reports"
+            )
 
     # ---- 3. claim ------------------------------------------------------------------------------
     def _claim_finished_epochs(self) -> None:
@@ -199,8 +219,9 @@ class Node:
             # all of its inputs are processed.
             if epoch in claimed or last_block > scanned:
                 continue
-            if self.store.count("inputs", where="status = 'NONE' AND block_number <= ?",
-                                args=(last_block,)):
+            if self.store.count(
+                "inputs", where="status = 'NONE' AND block_number <= ?", args=(last_block,)
+            ):
                 continue
             self._claim(epoch, last_block)
 
@@ -213,29 +234,43 @@ class Node:
         root = self.tree.root_at(count)
         assert self.config.claimer is not None
         try:
-            receipt = self.rollups.submit_claim(self.config.authority, self.config.application,
-                                                last_block=last_block, root=root,
-                                                sender=self.config.claimer)
+            receipt = self.rollups.submit_claim(
+                self.config.authority,
+                self.config.application,
+                last_block=last_block,
+                root=root,
+                sender=self.config.claimer,
+            )
             tx_hash = receipt.tx_hash
         except TransactionReverted as exc:
             if "NotFirstClaim" not in (exc.error_name or ""):
                 raise
             tx_hash = self._existing_claim(last_block, root)
         self.store.add_claim(ClaimRow(epoch, last_block, root, count, tx_hash))
-        log.info("epoch %d claimed: blocks ..%d, %d outputs, root 0x%s", epoch, last_block,
-                 count, root.hex())
+        log.info(
+            "epoch %d claimed: blocks ..%d, %d outputs, root 0x%s",
+            epoch,
+            last_block,
+            count,
+            root.hex(),
+        )
 
     def _existing_claim(self, last_block: int, root: bytes) -> str:
         """A claim we sent before a crash: adopt it if its root is ours, else stop loudly."""
         app_topic = bytes(12) + bytes.fromhex(self.config.application[2:])
-        logs = self.chain.get_logs(address=self.config.authority,
-                                   topics=[CLAIM_SUBMITTED_TOPIC, None, app_topic],
-                                   from_block=self.config.deployment_block, to_block="latest")
+        logs = self.chain.get_logs(
+            address=self.config.authority,
+            topics=[CLAIM_SUBMITTED_TOPIC, None, app_topic],
+            from_block=self.config.deployment_block,
+            to_block="latest",
+        )
         for entry in logs:
             claimed_block, claimed_root = decode(["uint256", "bytes32"], entry.data)
             if claimed_block == last_block:
                 if claimed_root != root:
-                    raise ClaimMismatch(f"epoch ending at block {last_block} was claimed with "
-                                        f"root 0x{claimed_root.hex()}, ours is 0x{root.hex()}")
+                    raise ClaimMismatch(
+                        f"epoch ending at block {last_block} was claimed with "
+                        f"root 0x{claimed_root.hex()}, ours is 0x{root.hex()}"
+                    )
                 return entry.tx_hash
         raise ClaimMismatch(f"NotFirstClaim for block {last_block} but no claim found on chain")

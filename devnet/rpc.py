@@ -68,19 +68,35 @@ class RpcMethods:
         self.table: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
             "cartesi_listApplications": (("limit", "offset", "descending"), self.list_apps),
             "cartesi_getApplication": (("application",), self.get_app),
-            "cartesi_listInputs": (("application", "epoch_index", "sender", "limit",
-                                    "offset", "descending"), self.list_inputs),
+            "cartesi_listInputs": (
+                ("application", "epoch_index", "sender", "limit", "offset", "descending"),
+                self.list_inputs,
+            ),
             "cartesi_getInput": (("application", "input_index"), self.get_input),
             "cartesi_getProcessedInputCount": (("application",), self.processed_count),
-            "cartesi_listOutputs": (("application", "epoch_index", "input_index",
-                                     "output_type", "voucher_address", "limit", "offset",
-                                     "descending"), self.list_outputs),
+            "cartesi_listOutputs": (
+                (
+                    "application",
+                    "epoch_index",
+                    "input_index",
+                    "output_type",
+                    "voucher_address",
+                    "limit",
+                    "offset",
+                    "descending",
+                ),
+                self.list_outputs,
+            ),
             "cartesi_getOutput": (("application", "output_index"), self.get_output),
-            "cartesi_listReports": (("application", "epoch_index", "input_index", "limit",
-                                     "offset", "descending"), self.list_reports),
+            "cartesi_listReports": (
+                ("application", "epoch_index", "input_index", "limit", "offset", "descending"),
+                self.list_reports,
+            ),
             "cartesi_getReport": (("application", "report_index"), self.get_report),
-            "cartesi_listEpochs": (("application", "status", "limit", "offset",
-                                    "descending"), self.list_epochs),
+            "cartesi_listEpochs": (
+                ("application", "status", "limit", "offset", "descending"),
+                self.list_epochs,
+            ),
             "cartesi_getEpoch": (("application", "epoch_index"), self.get_epoch),
             "cartesi_getLastAcceptedEpochIndex": (("application",), self.last_accepted_epoch),
             "cartesi_getChainId": ((), lambda: {"data": _hex(self.app.chain_id)}),
@@ -127,18 +143,26 @@ class RpcMethods:
         return limit, offset
 
     def _paginated(self, items: list[Any], total: int, limit: int, offset: int) -> Any:
-        return {"data": items,
-                "pagination": {"total_count": total, "limit": limit, "offset": offset}}
+        return {
+            "data": items,
+            "pagination": {"total_count": total, "limit": limit, "offset": offset},
+        }
 
     # ---- applications ------------------------------------------------------------------------
     def _application(self) -> dict[str, Any]:
         a = self.app
         return {
-            "name": a.name, "iapplication_address": a.address,
-            "iconsensus_address": a.consensus, "iinputbox_address": addresses.INPUT_BOX,
-            "template_hash": a.template_hash, "epoch_length": _hex(a.epoch_length),
+            "name": a.name,
+            "iapplication_address": a.address,
+            "iconsensus_address": a.consensus,
+            "iinputbox_address": addresses.INPUT_BOX,
+            "template_hash": a.template_hash,
+            "epoch_length": _hex(a.epoch_length),
             "data_availability": "0xb12c9ede" + "00" * 12 + addresses.INPUT_BOX[2:],
-            "consensus_type": "AUTHORITY", "enabled": True, "state": "ENABLED", "status": "OK",
+            "consensus_type": "AUTHORITY",
+            "enabled": True,
+            "state": "ENABLED",
+            "status": "OK",
             "iinputbox_block": _hex(a.deployment_block),
             "last_input_check_block": _hex(int(self.store.get_meta("scanned_block") or 0)),
             "processed_inputs": _hex(self._processed()),
@@ -146,7 +170,7 @@ class RpcMethods:
 
     def list_apps(self, limit: Any = None, offset: Any = None, descending: Any = False) -> Any:
         limit, offset = self._page(limit, offset)
-        return self._paginated([self._application()][offset:offset + limit], 1, limit, offset)
+        return self._paginated([self._application()][offset : offset + limit], 1, limit, offset)
 
     def get_app(self, application: Any = None) -> Any:
         self._check_app(application)
@@ -160,29 +184,49 @@ class RpcMethods:
     def _input(self, row: InputRow) -> dict[str, Any]:
         meta, payload = decode_evm_advance(row.raw)
         decoded = {
-            "chain_id": _hex(meta["chain_id"]), "application_contract": meta["app_contract"],
-            "sender": meta["msg_sender"], "block_number": _hex(meta["block_number"]),
-            "block_timestamp": _hex(meta["block_timestamp"]), "prev_randao": meta["prev_randao"],
-            "index": _hex(meta["input_index"]), "payload": "0x" + payload.hex(),
+            "chain_id": _hex(meta["chain_id"]),
+            "application_contract": meta["app_contract"],
+            "sender": meta["msg_sender"],
+            "block_number": _hex(meta["block_number"]),
+            "block_timestamp": _hex(meta["block_timestamp"]),
+            "prev_randao": meta["prev_randao"],
+            "index": _hex(meta["input_index"]),
+            "payload": "0x" + payload.hex(),
         }
         when = _time(meta["block_timestamp"])
         return {
             "epoch_index": _hex(row.block_number // self.app.epoch_length),
-            "index": _hex(row.index), "block_number": _hex(row.block_number),
-            "raw_data": "0x" + row.raw.hex(), "decoded_data": decoded, "status": row.status,
-            "machine_hash": None, "outputs_hash": _bytes(row.outputs_hash),
-            "transaction_hash": row.tx_hash, "transaction_reference": row.tx_hash,
-            "created_at": when, "updated_at": when,
+            "index": _hex(row.index),
+            "block_number": _hex(row.block_number),
+            "raw_data": "0x" + row.raw.hex(),
+            "decoded_data": decoded,
+            "status": row.status,
+            "machine_hash": None,
+            "outputs_hash": _bytes(row.outputs_hash),
+            "transaction_hash": row.tx_hash,
+            "transaction_reference": row.tx_hash,
+            "created_at": when,
+            "updated_at": when,
         }
 
-    def list_inputs(self, application: Any = None, epoch_index: Any = None, sender: Any = None,
-                    limit: Any = None, offset: Any = None, descending: Any = False) -> Any:
+    def list_inputs(
+        self,
+        application: Any = None,
+        epoch_index: Any = None,
+        sender: Any = None,
+        limit: Any = None,
+        offset: Any = None,
+        descending: Any = False,
+    ) -> Any:
         self._check_app(application)
         limit, offset = self._page(limit, offset)
         where, args = self._epoch_filter(epoch_index, "block_number")
-        rows = [r for r in self.store.inputs(where=where, args=args, descending=bool(descending))
-                if sender is None or decode_evm_advance(r.raw)[0]["msg_sender"] == sender.lower()]
-        page = rows[offset:offset + limit]
+        rows = [
+            r
+            for r in self.store.inputs(where=where, args=args, descending=bool(descending))
+            if sender is None or decode_evm_advance(r.raw)[0]["msg_sender"] == sender.lower()
+        ]
+        page = rows[offset : offset + limit]
         return self._paginated([self._input(r) for r in page], len(rows), limit, offset)
 
     def get_input(self, application: Any = None, input_index: Any = None) -> Any:
@@ -219,14 +263,25 @@ class RpcMethods:
 
     def _output(self, row: OutputRow, *, with_proof: bool = True) -> dict[str, Any]:
         decoded = decode_output(row.raw)
-        shown = {k: ("0x" + v.hex() if isinstance(v, bytes) else _hex(v) if isinstance(v, int)
-                     else str(v).lower() if k == "destination" else v)
-                 for k, v in decoded.items()}
+        shown = {
+            k: (
+                "0x" + v.hex()
+                if isinstance(v, bytes)
+                else _hex(v)
+                if isinstance(v, int)
+                else str(v).lower()
+                if k == "destination"
+                else v
+            )
+            for k, v in decoded.items()
+        }
         block = self._input_block(row.input_index)
         return {
             "epoch_index": _hex(block // self.app.epoch_length),
             "input_index": _hex(row.input_index),
-            "index": _hex(row.index), "raw_data": "0x" + row.raw.hex(), "decoded_data": shown,
+            "index": _hex(row.index),
+            "raw_data": "0x" + row.raw.hex(),
+            "decoded_data": shown,
             "hash": "0x" + row.hash.hex(),
             "output_hashes_siblings": self._siblings(row.index) if with_proof else None,
             "execution_transaction_hash": None,
@@ -236,10 +291,17 @@ class RpcMethods:
         rows = self.store.inputs(where="idx = ?", args=(input_index,))
         return rows[0].block_number if rows else 0
 
-    def list_outputs(self, application: Any = None, epoch_index: Any = None,
-                     input_index: Any = None, output_type: Any = None,
-                     voucher_address: Any = None, limit: Any = None, offset: Any = None,
-                     descending: Any = False) -> Any:
+    def list_outputs(
+        self,
+        application: Any = None,
+        epoch_index: Any = None,
+        input_index: Any = None,
+        output_type: Any = None,
+        voucher_address: Any = None,
+        limit: Any = None,
+        offset: Any = None,
+        descending: Any = False,
+    ) -> Any:
         self._check_app(application)
         limit, offset = self._page(limit, offset)
         where, args = self._row_filter(epoch_index, input_index)
@@ -248,9 +310,13 @@ class RpcMethods:
             wanted = output_type if isinstance(output_type, list) else [output_type]
             rows = [r for r in rows if "0x" + r.raw[:4].hex() in [w.lower() for w in wanted]]
         if voucher_address is not None:
-            rows = [r for r in rows if str(decode_output(r.raw).get("destination", "")).lower()
-                    == voucher_address.lower()]
-        page = [self._output(r) for r in rows[offset:offset + limit]]
+            rows = [
+                r
+                for r in rows
+                if str(decode_output(r.raw).get("destination", "")).lower()
+                == voucher_address.lower()
+            ]
+        page = [self._output(r) for r in rows[offset : offset + limit]]
         return self._paginated(page, len(rows), limit, offset)
 
     def _row_filter(self, epoch_index: Any, input_index: Any) -> tuple[str, tuple[int, ...]]:
@@ -261,8 +327,9 @@ class RpcMethods:
             args.append(self._number(input_index, "input_index"))
         if epoch_index is not None:
             epoch, length = self._number(epoch_index, "epoch_index"), self.app.epoch_length
-            clauses.append("input_index IN (SELECT idx FROM inputs "
-                           "WHERE block_number BETWEEN ? AND ?)")
+            clauses.append(
+                "input_index IN (SELECT idx FROM inputs WHERE block_number BETWEEN ? AND ?)"
+            )
             args += [epoch * length, (epoch + 1) * length - 1]
         return " AND ".join(clauses), tuple(args)
 
@@ -276,24 +343,34 @@ class RpcMethods:
 
     def _report(self, row: ReportRow) -> dict[str, Any]:
         block = self._input_block(row.input_index)
-        return {"epoch_index": _hex(block // self.app.epoch_length),
-                "input_index": _hex(row.input_index), "index": _hex(row.index),
-                "raw_data": "0x" + row.raw.hex()}
+        return {
+            "epoch_index": _hex(block // self.app.epoch_length),
+            "input_index": _hex(row.input_index),
+            "index": _hex(row.index),
+            "raw_data": "0x" + row.raw.hex(),
+        }
 
-    def list_reports(self, application: Any = None, epoch_index: Any = None,
-                     input_index: Any = None, limit: Any = None, offset: Any = None,
-                     descending: Any = False) -> Any:
+    def list_reports(
+        self,
+        application: Any = None,
+        epoch_index: Any = None,
+        input_index: Any = None,
+        limit: Any = None,
+        offset: Any = None,
+        descending: Any = False,
+    ) -> Any:
         self._check_app(application)
         limit, offset = self._page(limit, offset)
         where, args = self._row_filter(epoch_index, input_index)
         rows = self.store.reports(where=where, args=args, descending=bool(descending))
-        page = [self._report(r) for r in rows[offset:offset + limit]]
+        page = [self._report(r) for r in rows[offset : offset + limit]]
         return self._paginated(page, len(rows), limit, offset)
 
     def get_report(self, application: Any = None, report_index: Any = None) -> Any:
         self._check_app(application)
-        rows = self.store.reports(where="idx = ?",
-                                  args=(self._number(report_index, "report_index"),))
+        rows = self.store.reports(
+            where="idx = ?", args=(self._number(report_index, "report_index"),)
+        )
         if not rows:
             raise RpcFailure(NOT_FOUND, "report not found")
         return {"data": self._report(rows[0])}
@@ -309,25 +386,35 @@ class RpcMethods:
         length = self.app.epoch_length
         first, last = k * length, (k + 1) * length - 1
         inputs = self.store.inputs(where="block_number BETWEEN ? AND ?", args=(first, last))
-        status = ("CLAIM_ACCEPTED" if claim else "CLOSED" if last <= scanned else "OPEN")
+        status = "CLAIM_ACCEPTED" if claim else "CLOSED" if last <= scanned else "OPEN"
         return {
-            "index": _hex(k), "first_block": _hex(first), "last_block": _hex(last),
+            "index": _hex(k),
+            "first_block": _hex(first),
+            "last_block": _hex(last),
             "input_index_lower_bound": _hex(inputs[0].index if inputs else 0),
             "input_index_upper_bound": _hex(inputs[-1].index + 1 if inputs else 0),
-            "machine_hash": None, "outputs_merkle_root": _bytes(claim.root if claim else None),
+            "machine_hash": None,
+            "outputs_merkle_root": _bytes(claim.root if claim else None),
             "outputs_merkle_proof": None,
             "claim_transaction_hash": claim.tx_hash if claim else None,
-            "status": status, "virtual_index": _hex(k),
+            "status": status,
+            "virtual_index": _hex(k),
         }
 
-    def list_epochs(self, application: Any = None, status: Any = None, limit: Any = None,
-                    offset: Any = None, descending: Any = False) -> Any:
+    def list_epochs(
+        self,
+        application: Any = None,
+        status: Any = None,
+        limit: Any = None,
+        offset: Any = None,
+        descending: Any = False,
+    ) -> Any:
         self._check_app(application)
         limit, offset = self._page(limit, offset)
         epochs = [e for e in self._epochs() if status is None or e["status"] == status]
         if descending:
             epochs.reverse()
-        return self._paginated(epochs[offset:offset + limit], len(epochs), limit, offset)
+        return self._paginated(epochs[offset : offset + limit], len(epochs), limit, offset)
 
     def get_epoch(self, application: Any = None, epoch_index: Any = None) -> Any:
         self._check_app(application)

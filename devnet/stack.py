@@ -67,18 +67,25 @@ class Devnet:
         started = time.monotonic()
         state_dir = self.config.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.anvil = Anvil(AnvilConfig(block_time_s=self.config.block_time_s),
-                           log_path=state_dir / "anvil.log").start()
+        self.anvil = Anvil(
+            AnvilConfig(block_time_s=self.config.block_time_s), log_path=state_dir / "anvil.log"
+        ).start()
         chain = Chain(self.anvil.url)
         owner = chain.accounts()[0]
         rollups = deploy_rollups(chain, owner)
         token = deploy_reward_token(chain, chain.accounts(), amount_each=REWARD_PER_ACCOUNT)
-        app = rollups.deploy_application(owner, epoch_length=self.config.epoch_length,
-                                         template_hash=HOST_MODE_TEMPLATE_HASH)
-        node_config = NodeConfig(rpc_url=self.anvil.url, application=app.application,
-                                 authority=app.authority, deployment_block=app.deployment_block,
-                                 epoch_length=self.config.epoch_length, claimer=owner,
-                                 name=self.config.app_name)
+        app = rollups.deploy_application(
+            owner, epoch_length=self.config.epoch_length, template_hash=HOST_MODE_TEMPLATE_HASH
+        )
+        node_config = NodeConfig(
+            rpc_url=self.anvil.url,
+            application=app.application,
+            authority=app.authority,
+            deployment_block=app.deployment_block,
+            epoch_length=self.config.epoch_length,
+            claimer=owner,
+            name=self.config.app_name,
+        )
         db_path = state_dir / "node.sqlite"
         for stale in state_dir.glob("node.sqlite*"):  # a fresh chain needs a fresh node
             stale.unlink()
@@ -92,16 +99,23 @@ class Devnet:
     def _start_node(self, config: NodeConfig, store: Store, *, chain_id: int) -> None:
         dapp_log = (self.config.state_dir / "dapp.log").open("ab")
         self.node = Node(config, store, dapp_log=dapp_log).start()
-        app_info = AppInfo(name=config.name, address=config.application,
-                           consensus=config.authority, chain_id=chain_id,
-                           epoch_length=config.epoch_length,
-                           deployment_block=config.deployment_block,
-                           template_hash="0x" + HOST_MODE_TEMPLATE_HASH.hex())
+        app_info = AppInfo(
+            name=config.name,
+            address=config.application,
+            consensus=config.authority,
+            chain_id=chain_id,
+            epoch_length=config.epoch_length,
+            deployment_block=config.deployment_block,
+            template_hash="0x" + HOST_MODE_TEMPLATE_HASH.hex(),
+        )
         node = self.node
         rpc = RpcMethods(app_info, store, node.processed_input_count)
-        self.api = NodeApi(rpc=rpc, inspect=node.inspect,
-                           app_names=(config.name, config.application),
-                           port=self.config.port).start()
+        self.api = NodeApi(
+            rpc=rpc,
+            inspect=node.inspect,
+            app_names=(config.name, config.application),
+            port=self.config.port,
+        ).start()
         self._thread = threading.Thread(target=self._run_node, name="node", daemon=True)
         self._thread.start()
 
@@ -114,18 +128,27 @@ class Devnet:
             self.failure = exc
             self._stop.set()
 
-    def _describe(self, chain: Chain, rollups: Rollups, token: str,
-                  node: NodeConfig) -> dict[str, Any]:
+    def _describe(
+        self, chain: Chain, rollups: Rollups, token: str, node: NodeConfig
+    ) -> dict[str, Any]:
         assert self.anvil is not None and self.api is not None
         return {
-            "chain_id": chain.chain_id(), "rpc_url": self.anvil.url, "node_url": self.api.url,
+            "chain_id": chain.chain_id(),
+            "rpc_url": self.anvil.url,
+            "node_url": self.api.url,
             "inspect_url": f"{self.api.url}/inspect/{node.application}",
-            "jsonrpc_url": f"{self.api.url}/rpc", "application_name": node.name,
-            "application": node.application, "authority": node.authority,
-            "deployment_block": node.deployment_block, "epoch_length": node.epoch_length,
-            "input_box": addresses.INPUT_BOX, "ether_portal": addresses.ETHER_PORTAL,
-            "erc20_portal": addresses.ERC20_PORTAL, "reward_token": token,
-            "accounts": chain.accounts(), "contracts": rollups.addresses,
+            "jsonrpc_url": f"{self.api.url}/rpc",
+            "application_name": node.name,
+            "application": node.application,
+            "authority": node.authority,
+            "deployment_block": node.deployment_block,
+            "epoch_length": node.epoch_length,
+            "input_box": addresses.INPUT_BOX,
+            "ether_portal": addresses.ETHER_PORTAL,
+            "erc20_portal": addresses.ERC20_PORTAL,
+            "reward_token": token,
+            "accounts": chain.accounts(),
+            "contracts": rollups.addresses,
         }
 
     def wait(self) -> None:

@@ -113,31 +113,55 @@ class Store:
                 "INSERT OR IGNORE INTO inputs (idx, block_number, raw, tx_hash) VALUES (?,?,?,?)",
                 rows,
             )
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('scanned_block', ?)",
-                       (str(scanned_to),))
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('scanned_block', ?)", (str(scanned_to),)
+            )
 
-    def record_result(self, *, input_index: int, status: str, outputs: Sequence[OutputRow],
-                      reports: Sequence[bytes], outputs_hash: bytes) -> None:
+    def record_result(
+        self,
+        *,
+        input_index: int,
+        status: str,
+        outputs: Sequence[OutputRow],
+        reports: Sequence[bytes],
+        outputs_hash: bytes,
+    ) -> None:
         with self._tx() as db:
-            db.execute("UPDATE inputs SET status = ?, outputs_hash = ? WHERE idx = ?",
-                       (status, outputs_hash, input_index))
-            db.executemany("INSERT INTO outputs (idx, input_index, raw, hash) VALUES (?,?,?,?)",
-                           [(o.index, o.input_index, o.raw, o.hash) for o in outputs])
+            db.execute(
+                "UPDATE inputs SET status = ?, outputs_hash = ? WHERE idx = ?",
+                (status, outputs_hash, input_index),
+            )
+            db.executemany(
+                "INSERT INTO outputs (idx, input_index, raw, hash) VALUES (?,?,?,?)",
+                [(o.index, o.input_index, o.raw, o.hash) for o in outputs],
+            )
             next_report = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM reports").fetchone()[0]
-            db.executemany("INSERT INTO reports (idx, input_index, raw) VALUES (?,?,?)",
-                           [(next_report + i, input_index, r) for i, r in enumerate(reports)])
+            db.executemany(
+                "INSERT INTO reports (idx, input_index, raw) VALUES (?,?,?)",
+                [(next_report + i, input_index, r) for i, r in enumerate(reports)],
+            )
 
-    def inputs(self, *, where: str = "1", args: Sequence[Any] = (), limit: int = -1,
-               offset: int = 0, descending: bool = False) -> list[InputRow]:
+    def inputs(
+        self,
+        *,
+        where: str = "1",
+        args: Sequence[Any] = (),
+        limit: int = -1,
+        offset: int = 0,
+        descending: bool = False,
+    ) -> list[InputRow]:
         order = "DESC" if descending else "ASC"
         rows = self._rows(
             f"SELECT idx, block_number, raw, tx_hash, status, outputs_hash FROM inputs "
-            f"WHERE {where} ORDER BY idx {order} LIMIT ? OFFSET ?", (*args, limit, offset))
+            f"WHERE {where} ORDER BY idx {order} LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
         return [InputRow(*row) for row in rows]
 
     def input_epochs(self, epoch_length: int) -> list[int]:
-        rows = self._rows("SELECT DISTINCT block_number / ? FROM inputs ORDER BY 1",
-                          (epoch_length,))
+        rows = self._rows(
+            "SELECT DISTINCT block_number / ? FROM inputs ORDER BY 1", (epoch_length,)
+        )
         return [int(row[0]) for row in rows]
 
     def count(self, table: str, *, where: str = "1", args: Sequence[Any] = ()) -> int:
@@ -145,18 +169,38 @@ class Store:
         return int(self._rows(f"SELECT COUNT(*) FROM {table} WHERE {where}", args)[0][0])
 
     # ---- outputs and reports -----------------------------------------------------------------
-    def outputs(self, *, where: str = "1", args: Sequence[Any] = (), limit: int = -1,
-                offset: int = 0, descending: bool = False) -> list[OutputRow]:
+    def outputs(
+        self,
+        *,
+        where: str = "1",
+        args: Sequence[Any] = (),
+        limit: int = -1,
+        offset: int = 0,
+        descending: bool = False,
+    ) -> list[OutputRow]:
         order = "DESC" if descending else "ASC"
-        rows = self._rows(f"SELECT idx, input_index, raw, hash FROM outputs WHERE {where} "
-                          f"ORDER BY idx {order} LIMIT ? OFFSET ?", (*args, limit, offset))
+        rows = self._rows(
+            f"SELECT idx, input_index, raw, hash FROM outputs WHERE {where} "
+            f"ORDER BY idx {order} LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
         return [OutputRow(*row) for row in rows]
 
-    def reports(self, *, where: str = "1", args: Sequence[Any] = (), limit: int = -1,
-                offset: int = 0, descending: bool = False) -> list[ReportRow]:
+    def reports(
+        self,
+        *,
+        where: str = "1",
+        args: Sequence[Any] = (),
+        limit: int = -1,
+        offset: int = 0,
+        descending: bool = False,
+    ) -> list[ReportRow]:
         order = "DESC" if descending else "ASC"
-        rows = self._rows(f"SELECT idx, input_index, raw FROM reports WHERE {where} "
-                          f"ORDER BY idx {order} LIMIT ? OFFSET ?", (*args, limit, offset))
+        rows = self._rows(
+            f"SELECT idx, input_index, raw FROM reports WHERE {where} "
+            f"ORDER BY idx {order} LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
         return [ReportRow(*row) for row in rows]
 
     def output_hashes(self) -> list[bytes]:
@@ -165,11 +209,13 @@ class Store:
     # ---- claims ------------------------------------------------------------------------------
     def add_claim(self, claim: ClaimRow) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO claims VALUES (?,?,?,?,?)",
-                       (claim.epoch, claim.last_block, claim.root, claim.output_count,
-                        claim.tx_hash))
+            db.execute(
+                "INSERT INTO claims VALUES (?,?,?,?,?)",
+                (claim.epoch, claim.last_block, claim.root, claim.output_count, claim.tx_hash),
+            )
 
     def claims(self) -> list[ClaimRow]:
-        rows = self._rows("SELECT epoch, last_block, root, output_count, tx_hash FROM claims "
-                          "ORDER BY epoch")
+        rows = self._rows(
+            "SELECT epoch, last_block, root, output_count, tx_hash FROM claims ORDER BY epoch"
+        )
         return [ClaimRow(*row) for row in rows]

@@ -30,9 +30,13 @@ class Driver:
     def send(self, sender: str, payload: bytes, *, advance_time: int = 12) -> Result:
         self.timestamp += advance_time
         meta = {
-            "chain_id": 31337, "app_contract": APP, "msg_sender": sender.lower(),
-            "block_number": 100 + self.input_index, "block_timestamp": self.timestamp,
-            "prev_randao": "0x" + "00" * 32, "input_index": self.input_index,
+            "chain_id": 31337,
+            "app_contract": APP,
+            "msg_sender": sender.lower(),
+            "block_number": 100 + self.input_index,
+            "block_timestamp": self.timestamp,
+            "prev_randao": "0x" + "00" * 32,
+            "input_index": self.input_index,
         }
         self.input_index += 1
         self.log.append((meta, payload))
@@ -45,8 +49,12 @@ class Driver:
         return self.send(addresses.ETHER_PORTAL, payload)
 
     def deposit_erc20(self, token: str, depositor: str, amount: int, call: bytes = b"") -> Result:
-        payload = (bytes.fromhex(token[2:]) + bytes.fromhex(depositor[2:])
-                   + amount.to_bytes(32, "big") + call)
+        payload = (
+            bytes.fromhex(token[2:])
+            + bytes.fromhex(depositor[2:])
+            + amount.to_bytes(32, "big")
+            + call
+        )
         return self.send(addresses.ERC20_PORTAL, payload)
 
     def query(self, path: str) -> Any:

@@ -16,8 +16,12 @@ from deml_protocol.uploads import CHUNK_BYTES, upload_inputs
 from devnet.host_machine import HostMachine
 from tests.machine_support import ALICE, BOB, Driver, error_of
 
-QUOTAS = {"DEML_MAX_BLOB_BYTES": str(600_000), "DEML_SENDER_QUOTA_BYTES": str(1_000_000),
-          "DEML_TOTAL_QUOTA_BYTES": str(1_500_000), "DEML_UPLOAD_TTL_S": "3600"}
+QUOTAS = {
+    "DEML_MAX_BLOB_BYTES": str(600_000),
+    "DEML_SENDER_QUOTA_BYTES": str(1_000_000),
+    "DEML_TOTAL_QUOTA_BYTES": str(1_500_000),
+    "DEML_UPLOAD_TTL_S": "3600",
+}
 
 
 def pseudo_random(size: int, seed: bytes = b"") -> bytes:
@@ -53,14 +57,19 @@ def test_chunked_upload_stores_the_blob_under_its_cid(dapp: Driver, version: int
     name, fields = decode_notice(decode(["bytes"], notice.raw[4:])[0])
     assert name == "BlobStored"
     assert fields == {"cid": cid, "size": len(data), "uploader": ALICE}
-    assert dapp.query(f"blobs/{cid}") == {"cid": cid, "status": "stored", "size": len(data),
-                                          "uploader": ALICE, "input_index": len(payloads) - 1}
+    assert dapp.query(f"blobs/{cid}") == {
+        "cid": cid,
+        "status": "stored",
+        "size": len(data),
+        "uploader": ALICE,
+        "input_index": len(payloads) - 1,
+    }
 
 
 def test_corrupted_chunk_is_caught_and_nothing_is_stored(dapp: Driver) -> None:
     data = pseudo_random(200_000)
     cid, payloads = upload_inputs(data)
-    corrupted = bytearray(data[CHUNK_BYTES:2 * CHUNK_BYTES])
+    corrupted = bytearray(data[CHUNK_BYTES : 2 * CHUNK_BYTES])
     corrupted[100] ^= 0xFF
     payloads[2] = inputs.PUT_CHUNK.encode(cid, CHUNK_BYTES, bytes(corrupted))
     for payload in payloads[:-1]:
@@ -110,7 +119,8 @@ def test_chunk_past_the_announced_size_is_rejected(dapp: Driver) -> None:
     cid, payloads = upload_inputs(data)
     dapp.send(ALICE, payloads[0])
     assert error_of(dapp.send(ALICE, inputs.PUT_CHUNK.encode(cid, 0, data + b"!"))) == (
-        "chunk_exceeds_size")
+        "chunk_exceeds_size"
+    )
     assert dapp.send(ALICE, payloads[1]).status == "accepted"
 
 

@@ -79,12 +79,18 @@ def test_console_script_subprocess(hello: Path, tmp_path: Path) -> None:
     deml = Path(sys.executable).with_name("deml")
     done = subprocess.run(
         [str(deml), "cid", "--cid-version", "0", str(hello)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, HELLO_V0 + "\n", "")
     missing = subprocess.run(
         [str(deml), "cid", str(tmp_path / "missing.bin")],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert missing.returncode == 1
     assert missing.stderr.startswith("error[file_not_found]: no such file: ")

@@ -39,7 +39,10 @@ def test_deposits_withdrawals_claims_and_execution(client: Client) -> None:
     client.rollups.deposit_erc20(token, client.app, amount=700, sender=alice)
     client.sync()
     assert client.inspect(f"balances/{alice}") == {
-        "address": alice, "ether": str(2 * ETH), "erc20": {token: "700"}}
+        "address": alice,
+        "ether": str(2 * ETH),
+        "erc20": {token: "700"},
+    }
 
     first_output = client.output_count()
     client.rollups.add_input(client.app, inputs.WITHDRAW_ETHER.encode(ETH // 2), sender=alice)
@@ -56,11 +59,15 @@ def test_deposits_withdrawals_claims_and_execution(client: Client) -> None:
         client.execute(first_output)
     assert reverted.value.selector == bytes.fromhex("7b97a6bb")  # OutputNotReexecutable
     assert client.inspect(f"balances/{alice}") == {
-        "address": alice, "ether": str(2 * ETH - ETH // 2), "erc20": {token: "400"}}
+        "address": alice,
+        "ether": str(2 * ETH - ETH // 2),
+        "erc20": {token: "400"},
+    }
 
 
-def test_blob_upload_through_the_chain_and_notice_validation(client: Client,
-                                                            tmp_path: Path) -> None:
+def test_blob_upload_through_the_chain_and_notice_validation(
+    client: Client, tmp_path: Path
+) -> None:
     data = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(32_768))
     assert len(data) == 1 << 20
     cid, payloads = upload_inputs(data)
@@ -73,17 +80,24 @@ def test_blob_upload_through_the_chain_and_notice_validation(client: Client,
         client.rollups.add_input(client.app, payload, sender=bob)
     client.sync()
     assert client.inspect(f"blobs/{cid}")["status"] == "stored"
-    notices = client.rpc("cartesi_listOutputs", application=client.app, output_type="0xc258d6e5",
-                         descending=True, limit=1)["data"]
+    notices = client.rpc(
+        "cartesi_listOutputs",
+        application=client.app,
+        output_type="0xc258d6e5",
+        descending=True,
+        limit=1,
+    )["data"]
     client.close_epoch()
     notice = client.output(int(notices[0]["index"], 16))
     siblings = [bytes.fromhex(s[2:]) for s in notice["output_hashes_siblings"]]
     raw = bytes.fromhex(notice["raw_data"][2:])
-    client.rollups.validate_output(client.app, raw, index=int(notice["index"], 16),
-                                   siblings=siblings)
+    client.rollups.validate_output(
+        client.app, raw, index=int(notice["index"], 16), siblings=siblings
+    )
     with pytest.raises(TransactionReverted):
-        client.rollups.validate_output(client.app, raw, index=int(notice["index"], 16) + 1,
-                                       siblings=siblings)
+        client.rollups.validate_output(
+            client.app, raw, index=int(notice["index"], 16) + 1, siblings=siblings
+        )
 
 
 def test_corrupted_chunk_through_the_chain_stores_nothing(client: Client) -> None:
@@ -96,11 +110,13 @@ def test_corrupted_chunk_through_the_chain_stores_nothing(client: Client) -> Non
     for payload in payloads:
         client.rollups.add_input(client.app, payload, sender=carol)
     client.sync()
-    last = client.rpc("cartesi_listInputs", application=client.app, descending=True,
-                      limit=1)["data"][0]
+    last = client.rpc("cartesi_listInputs", application=client.app, descending=True, limit=1)[
+        "data"
+    ][0]
     assert last["status"] == "REJECTED"
-    report = client.rpc("cartesi_listReports", application=client.app,
-                        input_index=last["index"])["data"][0]
+    report = client.rpc("cartesi_listReports", application=client.app, input_index=last["index"])[
+        "data"
+    ][0]
     assert b"cid_mismatch" in bytes.fromhex(report["raw_data"][2:])
     assert client.inspect(f"blobs/{cid}")["status"] == "uploading"
 
@@ -121,16 +137,25 @@ def test_node_json_rpc_shapes(client: Client) -> None:
         client.rpc("cartesi_getApplication", application="nope")
     outputs = client.rpc("cartesi_listOutputs", application="deml", limit=1000)["data"]
     reports = client.rpc("cartesi_listReports", application="deml", limit=1000)["data"]
-    for kind, key, source in (("cartesi_listOutputs", "epoch_index", outputs),
-                              ("cartesi_listOutputs", "input_index", outputs),
-                              ("cartesi_listReports", "epoch_index", reports),
-                              ("cartesi_listReports", "input_index", reports)):
+    for kind, key, source in (
+        ("cartesi_listOutputs", "epoch_index", outputs),
+        ("cartesi_listOutputs", "input_index", outputs),
+        ("cartesi_listReports", "epoch_index", reports),
+        ("cartesi_listReports", "input_index", reports),
+    ):
         value = source[-1][key]
         listed = client.rpc(kind, application="deml", limit=1000, **{key: value})["data"]
         assert listed and all(item[key] == value for item in listed)
     same_epoch = [o["index"] for o in outputs if o["epoch_index"] == outputs[-1]["epoch_index"]]
-    assert [o["index"] for o in client.rpc("cartesi_listOutputs", application="deml",
-            limit=1000, epoch_index=outputs[-1]["epoch_index"])["data"]] == same_epoch
+    assert [
+        o["index"]
+        for o in client.rpc(
+            "cartesi_listOutputs",
+            application="deml",
+            limit=1000,
+            epoch_index=outputs[-1]["epoch_index"],
+        )["data"]
+    ] == same_epoch
 
 
 def test_inspect_refuses_a_negative_content_length(client: Client) -> None:
@@ -139,6 +164,8 @@ def test_inspect_refuses_a_negative_content_length(client: Client) -> None:
 
     url = urlparse(client.info["inspect_url"])
     with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
-        conn.sendall(f"POST {url.path} HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"
-                     "balances/0x00".encode())
+        conn.sendall(
+            f"POST {url.path} HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"
+            "balances/0x00".encode()
+        )
         assert conn.recv(200).startswith(b"HTTP/1.1 400")

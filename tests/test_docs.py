@@ -55,7 +55,8 @@ def test_every_input_and_notice_is_documented(method: Method) -> None:
     """On one line: the exact signature and its selector, as a reader would copy them."""
     signature, selector = f"`{method.signature}`", f"`0x{method.selector.hex()}`"
     assert any(signature in line and selector in line for line in PROTOCOL.splitlines()), (
-        f"docs/protocol.md needs a line with {signature} and {selector}")
+        f"docs/protocol.md needs a line with {signature} and {selector}"
+    )
 
 
 def _imported_roots(tree: ast.AST) -> set[str]:
@@ -82,5 +83,6 @@ def test_dapp_module_boundaries(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     tree = ast.parse(text)
     assert "raise Exception" not in text and not _raises_bare_exception(tree), (
-        "raise a Rejected subclass (bad input) or let the bug surface as internal_error")
+        "raise a Rejected subclass (bad input) or let the bug surface as internal_error"
+    )
     assert not _imported_roots(tree) & HOST_PACKAGES, "dapp/ runs in the machine alone"

@@ -44,14 +44,16 @@ def npz(**arrays: npt.NDArray[Any]) -> bytes:
     return buffer.getvalue()
 
 
-def random_probabilities(rng: np.random.Generator, rows: int,
-                         classes: int) -> npt.NDArray[np.float64]:
+def random_probabilities(
+    rng: np.random.Generator, rows: int, classes: int
+) -> npt.NDArray[np.float64]:
     raw = rng.random((rows, classes)) + 0.01
     normalised: npt.NDArray[np.float64] = raw / raw.sum(axis=1, keepdims=True)
     return normalised
 
 
 # ---- metrics against scikit-learn (before rounding), then the integer rule ---------------
+
 
 @pytest.mark.parametrize("classes", [2, 3, 5])
 def test_accuracy_and_log_loss_match_sklearn(classes: int) -> None:
@@ -78,7 +80,8 @@ def test_one_column_binary_is_p_of_class_one() -> None:
     one_column = positive[:, None]
     assert metrics.accuracy(one_column, labels) == metrics.accuracy(two_columns, labels)
     assert metrics.log_loss(one_column, labels).value == pytest.approx(
-        skm.log_loss(labels, positive), rel=1e-9)
+        skm.log_loss(labels, positive), rel=1e-9
+    )
     assert metrics.roc_auc(one_column, labels) == metrics.roc_auc(two_columns, labels)
 
 
@@ -97,7 +100,8 @@ def test_roc_auc_matches_sklearn_with_and_without_ties(decimals: int | None) -> 
     assert result.score == int(np.floor(expected * PPM + 1e-6))
     as_float32 = scores.astype(np.float32)[:, None]
     assert metrics.roc_auc(as_float32, labels) == metrics.roc_auc(
-        as_float32.astype(np.float64), labels)
+        as_float32.astype(np.float64), labels
+    )
 
 
 def test_roc_auc_extremes() -> None:
@@ -115,10 +119,14 @@ def test_regression_metrics_match_sklearn() -> None:
     rng = np.random.default_rng(RNG_SEED)
     targets = rng.normal(3.0, 2.0, 1000)
     predictions = targets + rng.normal(0.0, 0.5, 1000)
-    rmse, mae, r2 = (metrics.rmse(predictions, targets), metrics.mae(predictions, targets),
-                     metrics.r2(predictions, targets))
-    assert rmse.value == pytest.approx(np.sqrt(skm.mean_squared_error(targets, predictions)),
-                                       rel=1e-12)
+    rmse, mae, r2 = (
+        metrics.rmse(predictions, targets),
+        metrics.mae(predictions, targets),
+        metrics.r2(predictions, targets),
+    )
+    assert rmse.value == pytest.approx(
+        np.sqrt(skm.mean_squared_error(targets, predictions)), rel=1e-12
+    )
     assert mae.value == pytest.approx(skm.mean_absolute_error(targets, predictions), rel=1e-12)
     assert r2.value == pytest.approx(skm.r2_score(targets, predictions), rel=1e-12)
     assert rmse.score == int(np.floor(-rmse.value * PPM)) < 0
@@ -138,15 +146,20 @@ def test_better_predictions_score_higher_for_every_metric() -> None:
     good = np.clip(labels * 0.6 + rng.random(400) * 0.4, 0, 1)[:, None]
     bad = rng.random(400)[:, None]
     for metric in (Metric.ACCURACY, Metric.LOG_LOSS, Metric.ROC_AUC):
-        assert (metrics.score_predictions(metric, good, labels).score
-                > metrics.score_predictions(metric, bad, labels).score)
+        assert (
+            metrics.score_predictions(metric, good, labels).score
+            > metrics.score_predictions(metric, bad, labels).score
+        )
     targets = rng.normal(size=400)
     for metric in (Metric.RMSE, Metric.MAE, Metric.R2):
-        assert (metrics.score_predictions(metric, targets + 0.1, targets).score
-                > metrics.score_predictions(metric, targets + 1.0, targets).score)
+        assert (
+            metrics.score_predictions(metric, targets + 0.1, targets).score
+            > metrics.score_predictions(metric, targets + 1.0, targets).score
+        )
 
 
 # ---- shards ------------------------------------------------------------------------------
+
 
 def test_shard_round_trip() -> None:
     X = np.arange(12, dtype=np.float32).reshape(4, 3)
@@ -168,7 +181,8 @@ def _lying_header() -> bytes:
     """An .npz whose X header declares far more data than the member holds."""
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(  # type: ignore[no-untyped-call]
-        header, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 1000)})
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 1000)}
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("X.npy", header.getvalue() + b"\0" * 16)
@@ -189,24 +203,27 @@ def _npy_only() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("data, metric", [
-    (b"not a zip", Metric.ACCURACY),
-    (_npy_only(), Metric.ACCURACY),
-    (_lying_header(), Metric.ACCURACY),
-    (_pickled_y(), Metric.ACCURACY),
-    (npz(X=GOOD_X), Metric.ACCURACY),
-    (npz(X=GOOD_X, y=GOOD_Y, z=GOOD_Y), Metric.ACCURACY),
-    (npz(X=GOOD_X.astype(np.float64), y=GOOD_Y), Metric.ACCURACY),
-    (npz(X=np.ones(4, dtype=np.float32), y=GOOD_Y), Metric.ACCURACY),
-    (npz(X=np.where(np.eye(4, 3) > 0, np.nan, 1).astype(np.float32), y=GOOD_Y), Metric.RMSE),
-    (npz(X=GOOD_X, y=GOOD_Y[:3]), Metric.ACCURACY),
-    (npz(X=GOOD_X, y=GOOD_Y.astype(np.float32)), Metric.ACCURACY),
-    (npz(X=GOOD_X, y=np.array([0, -1, 1, 0])), Metric.LOG_LOSS),
-    (npz(X=GOOD_X, y=np.array([0, 2, 1, 0])), Metric.ROC_AUC),
-    (npz(X=GOOD_X, y=np.zeros(4, dtype=np.int64)), Metric.ROC_AUC),
-    (npz(X=GOOD_X, y=np.array([0, np.inf, 1, 0])), Metric.RMSE),
-    (npz(X=np.ones((0, 3), dtype=np.float32), y=np.zeros(0)), Metric.RMSE),
-])
+@pytest.mark.parametrize(
+    "data, metric",
+    [
+        (b"not a zip", Metric.ACCURACY),
+        (_npy_only(), Metric.ACCURACY),
+        (_lying_header(), Metric.ACCURACY),
+        (_pickled_y(), Metric.ACCURACY),
+        (npz(X=GOOD_X), Metric.ACCURACY),
+        (npz(X=GOOD_X, y=GOOD_Y, z=GOOD_Y), Metric.ACCURACY),
+        (npz(X=GOOD_X.astype(np.float64), y=GOOD_Y), Metric.ACCURACY),
+        (npz(X=np.ones(4, dtype=np.float32), y=GOOD_Y), Metric.ACCURACY),
+        (npz(X=np.where(np.eye(4, 3) > 0, np.nan, 1).astype(np.float32), y=GOOD_Y), Metric.RMSE),
+        (npz(X=GOOD_X, y=GOOD_Y[:3]), Metric.ACCURACY),
+        (npz(X=GOOD_X, y=GOOD_Y.astype(np.float32)), Metric.ACCURACY),
+        (npz(X=GOOD_X, y=np.array([0, -1, 1, 0])), Metric.LOG_LOSS),
+        (npz(X=GOOD_X, y=np.array([0, 2, 1, 0])), Metric.ROC_AUC),
+        (npz(X=GOOD_X, y=np.zeros(4, dtype=np.int64)), Metric.ROC_AUC),
+        (npz(X=GOOD_X, y=np.array([0, np.inf, 1, 0])), Metric.RMSE),
+        (npz(X=np.ones((0, 3), dtype=np.float32), y=np.zeros(0)), Metric.RMSE),
+    ],
+)
 def test_invalid_shards(data: bytes, metric: Metric) -> None:
     assert code_of(lambda: load_shard(data, metric)) == "shard_invalid"
 
@@ -221,6 +238,7 @@ def test_shard_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ---- scoring models ----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cancer() -> Dataset:
@@ -240,8 +258,9 @@ def _mlp_from_sklearn(classifier: MLPClassifier) -> bytes:
     model = model_zoo.mlp(sizes)
     weights: dict[str, npt.NDArray[Any]] = {}
     last = len(classifier.coefs_) - 1
-    for index, (coef, bias) in enumerate(zip(classifier.coefs_, classifier.intercepts_,
-                                             strict=True)):
+    for index, (coef, bias) in enumerate(
+        zip(classifier.coefs_, classifier.intercepts_, strict=True)
+    ):
         if index == last:
             coef = np.hstack([np.zeros_like(coef), coef])
             bias = np.hstack([np.zeros_like(bias), bias])
@@ -251,7 +270,8 @@ def _mlp_from_sklearn(classifier: MLPClassifier) -> bytes:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # scipy, inside sklearn
 def test_trained_logistic_regression_beats_untrained(
-        cancer: Dataset, cancer_shards: dict[Metric, Shard]) -> None:
+    cancer: Dataset, cancer_shards: dict[Metric, Shard]
+) -> None:
     X, y = cancer
     fitted = LogisticRegression(max_iter=2000).fit(X, y)
     trained = model_zoo.logistic_regression(fitted.coef_[0], float(fitted.intercept_[0]))
@@ -262,12 +282,10 @@ def test_trained_logistic_regression_beats_untrained(
     accuracy = evaluate(trained, cancer_shards[Metric.ACCURACY], Metric.ACCURACY)
     assert accuracy.value == pytest.approx(fitted.score(X, y), abs=1 / len(y))
     auc = evaluate(trained, cancer_shards[Metric.ROC_AUC], Metric.ROC_AUC)
-    assert auc.value == pytest.approx(
-        skm.roc_auc_score(y, fitted.predict_proba(X)[:, 1]), abs=1e-3)
+    assert auc.value == pytest.approx(skm.roc_auc_score(y, fitted.predict_proba(X)[:, 1]), abs=1e-3)
 
 
-def test_trained_mlp_beats_untrained(cancer: Dataset,
-                                     cancer_shards: dict[Metric, Shard]) -> None:
+def test_trained_mlp_beats_untrained(cancer: Dataset, cancer_shards: dict[Metric, Shard]) -> None:
     X, y = cancer
     fitted = MLPClassifier(hidden_layer_sizes=(16, 16), max_iter=500, random_state=0).fit(X, y)
     trained = _mlp_from_sklearn(fitted)
@@ -303,9 +321,11 @@ def test_a_scorer_rejects_another_graph(cancer_shards: dict[Metric, Shard]) -> N
     other = model_zoo.mlp([30, 16, 2], seed=1)
     shard = cancer_shards[Metric.ACCURACY]
     assert code_of(lambda: evaluate(other, shard, Metric.ACCURACY, scorer=scorer)) == (
-        "initializer_mismatch")
+        "initializer_mismatch"
+    )
     assert code_of(lambda: scorer.score(parse_model(other), shard, Metric.ACCURACY)) == (
-        "initializer_mismatch")
+        "initializer_mismatch"
+    )
 
 
 def test_regression_scores_match_sklearn() -> None:
@@ -318,11 +338,11 @@ def test_regression_scores_match_sklearn() -> None:
     r2 = evaluate(model, load_shard(data, Metric.R2), Metric.R2)
     assert r2.value == pytest.approx(skm.r2_score(y, predictions), abs=1e-5)
     rmse = evaluate(model, load_shard(data, Metric.RMSE), Metric.RMSE)
-    assert rmse.value == pytest.approx(np.sqrt(skm.mean_squared_error(y, predictions)),
-                                       rel=1e-5)
+    assert rmse.value == pytest.approx(np.sqrt(skm.mean_squared_error(y, predictions)), rel=1e-5)
     mae = evaluate(model, load_shard(data, Metric.MAE), Metric.MAE)
     assert mae.score < 0 and mae.value == pytest.approx(
-        skm.mean_absolute_error(y, predictions), rel=1e-5)
+        skm.mean_absolute_error(y, predictions), rel=1e-5
+    )
 
 
 def test_probabilities_are_clipped_before_metrics() -> None:
@@ -354,7 +374,8 @@ def test_shard_must_fit_the_model(cancer_shards: dict[Metric, Shard]) -> None:
     auc_shard = load_shard(npz(X=GOOD_X, y=GOOD_Y), Metric.ROC_AUC)
     multiclass = model_zoo.softmax_regression(np.ones((3, 3)))
     assert code_of(lambda: evaluate(multiclass, auc_shard, Metric.ROC_AUC)) == (
-        "shard_model_mismatch")
+        "shard_model_mismatch"
+    )
     targets = load_shard(npz(X=GOOD_X, y=np.ones(4)), Metric.RMSE)
     assert code_of(lambda: evaluate(multiclass, targets, Metric.RMSE)) == "model_output_invalid"
 
@@ -363,7 +384,9 @@ def test_work_budget() -> None:
     most = evaluation.WORK_BUDGET // 10_000 - evaluation.ROW_OVERHEAD
     evaluation.check_work_budget(10_000, most)
     assert code_of(lambda: evaluation.check_work_budget(10_000, most + 1)) == (
-        "work_budget_exceeded")
+        "work_budget_exceeded"
+    )
+
     # the 10,000-row, 30-64-64-2 case of the architecture fits with room to spare, and
     # 30-146-146-2 is the largest such MLP (docs/evaluation.md)
     def row_cost(hidden: int) -> int:
@@ -372,32 +395,40 @@ def test_work_budget() -> None:
     evaluation.check_work_budget(10_000, row_cost(64) * 2)
     evaluation.check_work_budget(10_000, row_cost(146))
     assert code_of(lambda: evaluation.check_work_budget(10_000, row_cost(147))) == (
-        "work_budget_exceeded")
+        "work_budget_exceeded"
+    )
     big = model_zoo.mlp([1, 256, 256, 2], seed=0)
     rows = 8192
-    shard = load_shard(npz(X=np.ones((rows, 1), dtype=np.float32),
-                           y=np.arange(rows) % 2), Metric.ACCURACY)
+    shard = load_shard(
+        npz(X=np.ones((rows, 1), dtype=np.float32), y=np.arange(rows) % 2), Metric.ACCURACY
+    )
     assert code_of(lambda: evaluate(big, shard, Metric.ACCURACY)) == "work_budget_exceeded"
     # every tensor together stays far below the RAM, even if all were alive at once
     assert 4 * evaluation.WORK_BUDGET // evaluation.ELEMENT_COST <= 64 * 1024 * 1024
 
 
-def _graph(nodes: list[Any], inits: dict[str, npt.NDArray[Any]], features: int,
-           out: str, out_width: int) -> bytes:
+def _graph(
+    nodes: list[Any], inits: dict[str, npt.NDArray[Any]], features: int, out: str, out_width: int
+) -> bytes:
     graph = helper.make_graph(
-        nodes, "structure",
+        nodes,
+        "structure",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", features])],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", out_width])],
-        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
-    serialized: bytes = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                                          ir_version=8).SerializeToString()
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    serialized: bytes = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    ).SerializeToString()
     return serialized
 
 
 def reused_weight_chain(count: int) -> bytes:
     """The review's attack: ``count`` MatMuls that all reuse one 30x30 weight (900 params)."""
-    nodes = [helper.make_node("MatMul", ["X" if i == 0 else f"h{i}", "W"], [f"h{i + 1}"])
-             for i in range(count)]
+    nodes = [
+        helper.make_node("MatMul", ["X" if i == 0 else f"h{i}", "W"], [f"h{i + 1}"])
+        for i in range(count)
+    ]
     return _graph(nodes, {"W": np.eye(30, dtype=np.float32)}, 30, f"h{count}", 30)
 
 
@@ -405,51 +436,108 @@ ROW_LOOP, VALUE = evaluation.NODE_ROW_COST, evaluation.ELEMENT_COST
 F32, I64 = np.float32, np.int64
 
 
-@pytest.mark.parametrize("model, row_cost", [
-    # Gemm 30 -> 1 (30 multiply-adds, 1 value, a row loop), Sigmoid (1 value)
-    (model_zoo.logistic_regression(np.ones(30)), 30 + VALUE + ROW_LOOP + VALUE),
-    # multiply-adds 30*64 + 64*64 + 64*2; values 64, 64, 2 (Gemm) + 64, 64 (Relu) + 2
-    (model_zoo.mlp([30, 64, 64, 2], seed=0),
-     30 * 64 + 64 * 64 + 64 * 2 + VALUE * 260 + 4 * ROW_LOOP),
-    # X [N,6] -> MatMul [6,5] -> [N,5] -> Reshape [N,5] (a copy) -> Add [5] (a row loop)
-    (_graph([helper.make_node("MatMul", ["X", "W"], ["m"]),
-             helper.make_node("Reshape", ["m", "s"], ["r"]),
-             helper.make_node("Add", ["r", "b"], ["Y"])],
-            {"W": np.ones((6, 5), F32), "s": np.array([0, 5], I64), "b": np.ones(5, F32)},
-            6, "Y", 5),
-     (6 * 5 + VALUE * 5 + ROW_LOOP) + VALUE * 5 + (VALUE * 5 + ROW_LOOP)),
-    # W1 @ W2 has no rows dimension: charged per row anyway (K = 3), then X @ V (K = 4)
-    (_graph([helper.make_node("MatMul", ["W1", "W2"], ["V"]),
-             helper.make_node("MatMul", ["X", "V"], ["Y"])],
-            {"W1": np.ones((4, 3), F32), "W2": np.ones((3, 2), F32)}, 4, "Y", 2),
-     (8 * 3 + VALUE * 8 + ROW_LOOP) + (2 * 4 + VALUE * 2 + ROW_LOOP)),
-    # Gemm with transA over [N, 1]: sums over the rows into a fixed [1, 1]
-    (_graph([helper.make_node("Gemm", ["X", "X"], ["G"], transA=1),
-             helper.make_node("Add", ["X", "G"], ["Y"])], {}, 1, "Y", 1),
-     (1 + VALUE + ROW_LOOP) + (VALUE + ROW_LOOP)),
-], ids=["logistic", "mlp", "reshape-add", "weights-only", "over-rows"])
+@pytest.mark.parametrize(
+    "model, row_cost",
+    [
+        # Gemm 30 -> 1 (30 multiply-adds, 1 value, a row loop), Sigmoid (1 value)
+        (model_zoo.logistic_regression(np.ones(30)), 30 + VALUE + ROW_LOOP + VALUE),
+        # multiply-adds 30*64 + 64*64 + 64*2; values 64, 64, 2 (Gemm) + 64, 64 (Relu) + 2
+        (
+            model_zoo.mlp([30, 64, 64, 2], seed=0),
+            30 * 64 + 64 * 64 + 64 * 2 + VALUE * 260 + 4 * ROW_LOOP,
+        ),
+        # X [N,6] -> MatMul [6,5] -> [N,5] -> Reshape [N,5] (a copy) -> Add [5] (a row loop)
+        (
+            _graph(
+                [
+                    helper.make_node("MatMul", ["X", "W"], ["m"]),
+                    helper.make_node("Reshape", ["m", "s"], ["r"]),
+                    helper.make_node("Add", ["r", "b"], ["Y"]),
+                ],
+                {"W": np.ones((6, 5), F32), "s": np.array([0, 5], I64), "b": np.ones(5, F32)},
+                6,
+                "Y",
+                5,
+            ),
+            (6 * 5 + VALUE * 5 + ROW_LOOP) + VALUE * 5 + (VALUE * 5 + ROW_LOOP),
+        ),
+        # W1 @ W2 has no rows dimension: charged per row anyway (K = 3), then X @ V (K = 4)
+        (
+            _graph(
+                [
+                    helper.make_node("MatMul", ["W1", "W2"], ["V"]),
+                    helper.make_node("MatMul", ["X", "V"], ["Y"]),
+                ],
+                {"W1": np.ones((4, 3), F32), "W2": np.ones((3, 2), F32)},
+                4,
+                "Y",
+                2,
+            ),
+            (8 * 3 + VALUE * 8 + ROW_LOOP) + (2 * 4 + VALUE * 2 + ROW_LOOP),
+        ),
+        # Gemm with transA over [N, 1]: sums over the rows into a fixed [1, 1]
+        (
+            _graph(
+                [
+                    helper.make_node("Gemm", ["X", "X"], ["G"], transA=1),
+                    helper.make_node("Add", ["X", "G"], ["Y"]),
+                ],
+                {},
+                1,
+                "Y",
+                1,
+            ),
+            (1 + VALUE + ROW_LOOP) + (VALUE + ROW_LOOP),
+        ),
+    ],
+    ids=["logistic", "mlp", "reshape-add", "weights-only", "over-rows"],
+)
 def test_row_cost_follows_the_graph(model: bytes, row_cost: int) -> None:
     assert Scorer.compile(parse_model(model)).row_cost == row_cost
 
 
-@pytest.mark.parametrize("nodes, inits, features", [
-    # a batched MatMul: [N, 1, 2, 2] @ [512, 2, 2] runs 512 tiny GEMMs per row
-    ([helper.make_node("Reshape", ["X", "s"], ["r"]),
-      helper.make_node("MatMul", ["r", "B"], ["m"]),
-      helper.make_node("Reshape", ["m", "f"], ["Y"])],
-     {"s": np.array([0, 1, 2, 2], I64), "B": np.ones((512, 2, 2), F32),
-      "f": np.array([0, 2048], I64)}, 4),
-    # broadcasting in spans of 2: [N, 2, 2] + [2]
-    ([helper.make_node("Reshape", ["X", "s"], ["r"]),
-      helper.make_node("Add", ["r", "b"], ["a"]),
-      helper.make_node("Reshape", ["a", "f"], ["Y"])],
-     {"s": np.array([0, 2, 2], I64), "b": np.ones(2, F32), "f": np.array([0, 4], I64)}, 4),
-    # Softmax over the rows
-    ([helper.make_node("MatMul", ["X", "W"], ["m"]),
-      helper.make_node("Softmax", ["m"], ["Y"], axis=0)], {"W": np.ones((4, 4), F32)}, 4),
-], ids=["batched-matmul", "rank-3-broadcast", "softmax-over-rows"])
+@pytest.mark.parametrize(
+    "nodes, inits, features",
+    [
+        # a batched MatMul: [N, 1, 2, 2] @ [512, 2, 2] runs 512 tiny GEMMs per row
+        (
+            [
+                helper.make_node("Reshape", ["X", "s"], ["r"]),
+                helper.make_node("MatMul", ["r", "B"], ["m"]),
+                helper.make_node("Reshape", ["m", "f"], ["Y"]),
+            ],
+            {
+                "s": np.array([0, 1, 2, 2], I64),
+                "B": np.ones((512, 2, 2), F32),
+                "f": np.array([0, 2048], I64),
+            },
+            4,
+        ),
+        # broadcasting in spans of 2: [N, 2, 2] + [2]
+        (
+            [
+                helper.make_node("Reshape", ["X", "s"], ["r"]),
+                helper.make_node("Add", ["r", "b"], ["a"]),
+                helper.make_node("Reshape", ["a", "f"], ["Y"]),
+            ],
+            {"s": np.array([0, 2, 2], I64), "b": np.ones(2, F32), "f": np.array([0, 4], I64)},
+            4,
+        ),
+        # Softmax over the rows
+        (
+            [
+                helper.make_node("MatMul", ["X", "W"], ["m"]),
+                helper.make_node("Softmax", ["m"], ["Y"], axis=0),
+            ],
+            {"W": np.ones((4, 4), F32)},
+            4,
+        ),
+    ],
+    ids=["batched-matmul", "rank-3-broadcast", "softmax-over-rows"],
+)
 def test_structures_whose_cost_escapes_the_model_are_refused(
-        nodes: list[Any], inits: dict[str, npt.NDArray[Any]], features: int) -> None:
+    nodes: list[Any], inits: dict[str, npt.NDArray[Any]], features: int
+) -> None:
     width = int(inits["f"][1]) if "f" in inits else 4
     model = parse_model(_graph(nodes, inits, features, "Y", width))
     assert code_of(lambda: Scorer.compile(model)) == "model_invalid"
@@ -474,8 +562,7 @@ def test_reused_weights_cannot_hide_work(monkeypatch: pytest.MonkeyPatch) -> Non
     assert scorer.row_cost == 64 * (30 * 30 + VALUE * 30 + ROW_LOOP)
     rows = 100_000
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, X=np.zeros((rows, 30), dtype=np.float32),
-                        y=np.arange(rows) % 2)
+    np.savez_compressed(buffer, X=np.zeros((rows, 30), dtype=np.float32), y=np.arange(rows) % 2)
     shard = load_shard(buffer.getvalue(), Metric.ACCURACY)
     stub = dataclasses.replace(scorer, session=_NoInference.__new__(_NoInference))
     assert code_of(lambda: stub.score(parsed, shard, Metric.ACCURACY)) == "work_budget_exceeded"
@@ -485,7 +572,8 @@ def test_reused_weights_cannot_hide_work(monkeypatch: pytest.MonkeyPatch) -> Non
     assert code_of(lambda: parse_model(reused_weight_chain(5000))) == "too_many_nodes"
     monkeypatch.setattr(onnx_checks, "MAX_NODES", 5000)
     assert code_of(lambda: evaluate(reused_weight_chain(5000), shard, Metric.ACCURACY)) == (
-        "work_budget_exceeded")
+        "work_budget_exceeded"
+    )
 
 
 def test_an_honest_mlp_passes_the_budget(cancer_shards: dict[Metric, Shard]) -> None:
@@ -518,33 +606,52 @@ def test_evaluation_fields(cancer_shards: dict[Metric, Shard]) -> None:
 def test_memory_budget() -> None:
     """A wide layer on many rows is refused before it runs, whatever its parameter count."""
     assert Scorer.compile(parse_model(model_zoo.mlp([1, 4096, 2], seed=0))).row_elements == 4096
-    wide = _graph([helper.make_node("Gemm", ["X", "W", "B"], ["Y"])],
-                  {"W": np.ones((1, 4096), F32), "B": np.zeros(4096, F32)}, 1, "Y", 4096)
+    wide = _graph(
+        [helper.make_node("Gemm", ["X", "W", "B"], ["Y"])],
+        {"W": np.ones((1, 4096), F32), "B": np.zeros(4096, F32)},
+        1,
+        "Y",
+        4096,
+    )
     rows = evaluation.MAX_TENSOR_BYTES // (4 * 4096) + 1
-    shard = load_shard(npz(X=np.ones((rows, 1), dtype=np.float32), y=np.arange(rows) % 2),
-                       Metric.ACCURACY)
+    shard = load_shard(
+        npz(X=np.ones((rows, 1), dtype=np.float32), y=np.arange(rows) % 2), Metric.ACCURACY
+    )
     evaluation.check_work_budget(rows, Scorer.compile(parse_model(wide)).row_cost)
     assert code_of(lambda: evaluate(wide, shard, Metric.ACCURACY)) == "memory_budget_exceeded"
-    fits = load_shard(npz(X=np.ones((rows - 1, 1), dtype=np.float32),
-                          y=np.arange(rows - 1) % 2), Metric.ACCURACY)
+    fits = load_shard(
+        npz(X=np.ones((rows - 1, 1), dtype=np.float32), y=np.arange(rows - 1) % 2), Metric.ACCURACY
+    )
     assert evaluate(wide, fits, Metric.ACCURACY).rows == rows - 1
 
 
-@pytest.mark.parametrize("shape, is_accepted", [
-    ([0, 4], True), ([0, -1], True), ([-1, 4], False), ([-1, 2], False), ([2, -1], False),
-])
+@pytest.mark.parametrize(
+    "shape, is_accepted",
+    [
+        ([0, 4], True),
+        ([0, -1], True),
+        ([-1, 4], False),
+        ([-1, 2], False),
+        ([2, -1], False),
+    ],
+)
 def test_every_tensor_keeps_the_batch_dimension(shape: list[int], is_accepted: bool) -> None:
-    nodes = [helper.make_node("Reshape", ["X", "shape"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "W0", "B0"], ["prediction"])]
+    nodes = [
+        helper.make_node("Reshape", ["X", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W0", "B0"], ["prediction"]),
+    ]
     graph = helper.make_graph(
-        nodes, "reshape",
+        nodes,
+        "reshape",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["N", 1])],
-        initializer=[numpy_helper.from_array(np.array(shape, dtype=np.int64), "shape"),
-                     numpy_helper.from_array(np.ones((4, 1), dtype=np.float32), "W0"),
-                     numpy_helper.from_array(np.zeros(1, dtype=np.float32), "B0")])
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                                   ir_version=8)
+        initializer=[
+            numpy_helper.from_array(np.array(shape, dtype=np.int64), "shape"),
+            numpy_helper.from_array(np.ones((4, 1), dtype=np.float32), "W0"),
+            numpy_helper.from_array(np.zeros(1, dtype=np.float32), "B0"),
+        ],
+    )
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     model = parse_model(onnx_model.SerializeToString())
     if is_accepted:
         assert Scorer.compile(model).row_elements == 4

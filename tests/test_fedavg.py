@@ -33,13 +33,16 @@ def base() -> bytes:
 def client_model(base: bytes, seed: int) -> bytes:
     """The base graph with weights a client might send (wide range, to stress rounding)."""
     rng = np.random.default_rng(seed)
-    weights = {name: (rng.standard_normal(array.shape) * 10.0 ** rng.integers(-3, 4))
-               for name, array in model_zoo.get_weights(base).items()}
+    weights = {
+        name: (rng.standard_normal(array.shape) * 10.0 ** rng.integers(-3, 4))
+        for name, array in model_zoo.get_weights(base).items()
+    }
     return model_zoo.with_weights(base, weights)
 
 
-def expected_mean(models: Sequence[bytes],
-                  weights: Sequence[int]) -> dict[str, npt.NDArray[np.float32]]:
+def expected_mean(
+    models: Sequence[bytes], weights: Sequence[int]
+) -> dict[str, npt.NDArray[np.float32]]:
     """The documented rule, written out: float64 sum in order, one division, one cast."""
     result = {}
     for name in model_zoo.get_weights(models[0]):
@@ -98,8 +101,7 @@ def test_single_submission_and_no_submission(base: bytes) -> None:
 
 def test_submissions_must_have_the_base_graph(base: bytes) -> None:
     other = model_zoo.mlp([6, 4, 3], seed=0)
-    assert code_of(lambda: fedavg(base, [client_model(base, 1), other])) == (
-        "initializer_mismatch")
+    assert code_of(lambda: fedavg(base, [client_model(base, 1), other])) == ("initializer_mismatch")
     weights = model_zoo.get_weights(base)
     weights["B1"][1] = np.nan
     poisoned = model_zoo.with_weights(base, weights)
@@ -114,17 +116,24 @@ def test_weights_are_validated(base: bytes, weights: list[int]) -> None:
 
 
 def test_integer_constants_come_from_the_base() -> None:
-    nodes = [helper.make_node("Reshape", ["X", "shape"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "W0", "B0"], ["prediction"])]
+    nodes = [
+        helper.make_node("Reshape", ["X", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W0", "B0"], ["prediction"]),
+    ]
     graph = helper.make_graph(
-        nodes, "reshape",
+        nodes,
+        "reshape",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["N", 1])],
-        initializer=[numpy_helper.from_array(np.array([0, 4], dtype=np.int64), "shape"),
-                     numpy_helper.from_array(np.ones((4, 1), dtype=np.float32), "W0"),
-                     numpy_helper.from_array(np.zeros(1, dtype=np.float32), "B0")])
-    base = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                             ir_version=8).SerializeToString()
+        initializer=[
+            numpy_helper.from_array(np.array([0, 4], dtype=np.int64), "shape"),
+            numpy_helper.from_array(np.ones((4, 1), dtype=np.float32), "W0"),
+            numpy_helper.from_array(np.zeros(1, dtype=np.float32), "B0"),
+        ],
+    )
+    base = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    ).SerializeToString()
     client = model_zoo.with_weights(base, {"W0": np.full((4, 1), 3.0)})
     averaged = onnx.load_from_string(fedavg(base, [base, client]))
     values = {t.name: numpy_helper.to_array(t) for t in averaged.graph.initializer}
@@ -132,8 +141,7 @@ def test_integer_constants_come_from_the_base() -> None:
     np.testing.assert_array_equal(values["W0"], np.full((4, 1), 2.0))
 
 
-def list_based_fedavg(base: bytes, submissions: Sequence[bytes],
-                      weights: Sequence[int]) -> bytes:
+def list_based_fedavg(base: bytes, submissions: Sequence[bytes], weights: Sequence[int]) -> bytes:
     """The previous implementation: every submission parsed into a list, then averaged."""
     job = parse_model(base)
     models = [check_same_graph(job, submission) for submission in submissions]
@@ -149,12 +157,18 @@ def list_based_fedavg(base: bytes, submissions: Sequence[bytes],
     return serialize_with_weights(job, averaged)
 
 
-@pytest.mark.parametrize("seeds, weights", [
-    ((1,), [1]), ((1, 2, 3), [1, 1, 1]), ((4, 5, 6, 7), [3, 0, 7, 2**52]),
-    ((8, 9, 10, 11, 12), [1, 2, 3, 4, 5]),
-])
-def test_streaming_equals_the_list_based_result(base: bytes, seeds: tuple[int, ...],
-                                                weights: list[int]) -> None:
+@pytest.mark.parametrize(
+    "seeds, weights",
+    [
+        ((1,), [1]),
+        ((1, 2, 3), [1, 1, 1]),
+        ((4, 5, 6, 7), [3, 0, 7, 2**52]),
+        ((8, 9, 10, 11, 12), [1, 2, 3, 4, 5]),
+    ],
+)
+def test_streaming_equals_the_list_based_result(
+    base: bytes, seeds: tuple[int, ...], weights: list[int]
+) -> None:
     models = [client_model(base, seed) for seed in seeds]
     expected = list_based_fedavg(base, models, weights)
     assert fedavg(base, models, weights) == expected
@@ -182,8 +196,8 @@ def test_generators_are_consumed_one_at_a_time(base: bytes) -> None:
 
 
 @pytest.mark.parametrize("count, weights", [(2, [1]), (1, [1, 1]), (3, [0, 0, 0])])
-def test_weight_count_is_checked_for_generators(base: bytes, count: int,
-                                                weights: list[int]) -> None:
+def test_weight_count_is_checked_for_generators(
+    base: bytes, count: int, weights: list[int]
+) -> None:
     models = (client_model(base, seed) for seed in range(count))
-    assert code_of(lambda: fedavg(base, models, iter(weights))) == (
-        "aggregation_weights_invalid")
+    assert code_of(lambda: fedavg(base, models, iter(weights))) == ("aggregation_weights_invalid")

@@ -13,8 +13,13 @@ from dapp.app import DApp
 from dapp.context import Metadata
 from deml_protocol import addresses, inputs
 
-CIDS = ["", "x", "\u00b2", "Qm" + "1" * 44,
-        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]
+CIDS = [
+    "",
+    "x",
+    "\u00b2",
+    "Qm" + "1" * 44,
+    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+]
 WORDS = ["accuracy", "log_loss", "a" * 300]
 
 
@@ -37,7 +42,7 @@ def random_payload(rng: random.Random) -> tuple[str, bytes]:
     method = rng.choice(inputs.ALL_INPUTS)
     payload = method.encode(*[random_value(rng, t) for t in method.types])
     if rng.random() < 0.2:  # mangled: cut short, then junk appended
-        payload = payload[:rng.randint(0, len(payload))] + rng.randbytes(rng.randint(0, 8))
+        payload = payload[: rng.randint(0, len(payload))] + rng.randbytes(rng.randint(0, 8))
     sender = rng.choice(["0x" + "a1" * 20, "0x" + "b0" * 20])
     if rng.random() < 0.1:  # the same call inside an ether deposit
         amount = rng.randint(0, 10**20).to_bytes(32, "big")
@@ -50,19 +55,42 @@ def test_random_inputs_are_handled_without_bugs() -> None:
     for index in range(2000):
         sender, payload = random_payload(rng)
         before = dapp.state.digest()
-        meta = Metadata(31337, "0x" + "ab" * 20, sender, index, 1_700_000_000 + 10 * index,
-                        "0x" + "00" * 32, index)
+        meta = Metadata(
+            31337,
+            "0x" + "ab" * 20,
+            sender,
+            index,
+            1_700_000_000 + 10 * index,
+            "0x" + "00" * 32,
+            index,
+        )
         result = dapp.advance(meta, payload)
         assert not any(b"internal_error" in report for report in result.reports), (
-            index, payload.hex()[:80], result.reports)
+            index,
+            payload.hex()[:80],
+            result.reports,
+        )
         if not result.accepted:
             assert dapp.state.digest() == before, index
 
 
 def test_odd_inspect_paths_are_named_errors() -> None:
     dapp = DApp()
-    for path in [b"jobs", b"jobs/1", b"jobs/x", b"jobs/1/rounds/0", b"jobs/1/leaderboard",
-                 b"models/1/latest", b"blobs/x", b"blobs/Qm/data/0", b"uploads/x", b"",
-                 b"/", b"\xff", b"balances/", b"state/digest"]:
+    for path in [
+        b"jobs",
+        b"jobs/1",
+        b"jobs/x",
+        b"jobs/1/rounds/0",
+        b"jobs/1/leaderboard",
+        b"models/1/latest",
+        b"blobs/x",
+        b"blobs/Qm/data/0",
+        b"uploads/x",
+        b"",
+        b"/",
+        b"\xff",
+        b"balances/",
+        b"state/digest",
+    ]:
         ok, reports = dapp.inspect(path)
         assert not any(b"internal_error" in report for report in reports), path

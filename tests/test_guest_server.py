@@ -14,9 +14,15 @@ import requests
 from deml_protocol.outputs import notice_output, voucher_output
 from devnet.guest_server import GuestServer, MachineHalted, Result
 
-META = {"chain_id": 31337, "app_contract": "0x" + "ab" * 20, "msg_sender": "0x" + "cd" * 20,
-        "block_number": 7, "block_timestamp": 1_700_000_000, "prev_randao": "0x" + "11" * 32,
-        "input_index": 0}
+META = {
+    "chain_id": 31337,
+    "app_contract": "0x" + "ab" * 20,
+    "msg_sender": "0x" + "cd" * 20,
+    "block_number": 7,
+    "block_timestamp": 1_700_000_000,
+    "prev_randao": "0x" + "11" * 32,
+    "input_index": 0,
+}
 RCPT = "0x" + "ee" * 20
 
 
@@ -43,11 +49,14 @@ def test_advance_request_shape_and_output_indices(server: GuestServer) -> None:
     pending = in_background(lambda: server.advance(META, b"\x01\x02"))
     request = post(server, "/finish", {"status": "accept"})
     assert request.status_code == 200
-    assert request.json() == {"request_type": "advance_state",
-                              "data": {"metadata": META, "payload": "0x0102"}}
+    assert request.json() == {
+        "request_type": "advance_state",
+        "data": {"metadata": META, "payload": "0x0102"},
+    }
     notice = post(server, "/notice", {"payload": "0xbeef"})
-    voucher = post(server, "/voucher", {"destination": RCPT, "value": "0x" + "00" * 31 + "05",
-                                        "payload": "0x"})
+    voucher = post(
+        server, "/voucher", {"destination": RCPT, "value": "0x" + "00" * 31 + "05", "payload": "0x"}
+    )
     report = post(server, "/report", {"payload": "0x6869"})
     assert (notice.status_code, notice.json()) == (201, {"index": 0})
     assert (voucher.status_code, voucher.json()) == (201, {"index": 1})
@@ -57,8 +66,10 @@ def test_advance_request_shape_and_output_indices(server: GuestServer) -> None:
     pending["thread"].join(5)
     result: Result = pending["result"]
     assert result.status == "accepted"
-    assert [o.raw for o in result.outputs] == [notice_output(b"\xbe\xef"),
-                                               voucher_output(RCPT, 5, b"")]
+    assert [o.raw for o in result.outputs] == [
+        notice_output(b"\xbe\xef"),
+        voucher_output(RCPT, 5, b""),
+    ]
     assert result.reports == [b"hi"]
     assert post(server, "/notice", {"payload": "0x01"}).json() == {"index": 2}  # global index
     server.close()
@@ -107,7 +118,9 @@ def test_bad_calls_get_400_text(server: GuestServer, path: str, body: Any, messa
 def test_inspect_carries_only_the_payload_and_allows_no_outputs(server: GuestServer) -> None:
     pending = in_background(lambda: server.inspect(b"jobs"))
     assert post(server, "/finish", {"status": "accept"}).json() == {
-        "request_type": "inspect_state", "data": {"payload": "0x" + b"jobs".hex()}}
+        "request_type": "inspect_state",
+        "data": {"payload": "0x" + b"jobs".hex()},
+    }
     assert post(server, "/notice", {"payload": "0x01"}).status_code == 400
     post(server, "/report", {"payload": "0x7b7d"})
     done = in_background(lambda: server.advance(META, b""))

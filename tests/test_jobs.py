@@ -102,8 +102,9 @@ def _stored_model(market: Market, cid: str, models: list[bytes]) -> bytes:
     from deml_console.model_zoo import get_weights
 
     weights = [get_weights(m) for m in models]
-    mean = {name: np.mean([w[name].astype(np.float64) for w in weights], axis=0)
-            for name in weights[0]}
+    mean = {
+        name: np.mean([w[name].astype(np.float64) for w in weights], axis=0) for name in weights[0]
+    }
     rebuilt = with_weights(models[0], mean)
     assert compute_cid(rebuilt) == cid, "the DApp's aggregate differs from a client's FedAvg"
     return rebuilt
@@ -120,8 +121,9 @@ def open_round(market: Market) -> Market:
     return market
 
 
-def assert_rejected(market: Market, sender: str, payload: bytes, code: str, *,
-                    advance_time: int = 12) -> None:
+def assert_rejected(
+    market: Market, sender: str, payload: bytes, code: str, *, advance_time: int = 12
+) -> None:
     net = market.net
     before = net.digest()
     result = net.send(sender, payload, advance_time=advance_time)
@@ -137,25 +139,39 @@ def test_commit_and_reveal_rules(open_round: Market) -> None:
     commit = inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x01" * 32)
     assert_rejected(m, BOB, commit, "already_committed")
     assert_rejected(m, BOB, reveal, "window_not_open")  # still in the commit window
-    assert_rejected(m, ALICE, inputs.REVEAL_HOLDOUT.encode(job, 0, m.holdout(0)[1],
-                                                          salt_for("holdout0")), "window_not_open")
+    assert_rejected(
+        m,
+        ALICE,
+        inputs.REVEAL_HOLDOUT.encode(job, 0, m.holdout(0)[1], salt_for("holdout0")),
+        "window_not_open",
+    )
     assert_rejected(m, BOB, inputs.CLOSE_ROUND.encode(job, 0), "round_not_over")
     wait(m, WINDOW)
-    assert_rejected(m, CAROL, inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x02" * 32),
-                    "window_closed")
+    assert_rejected(
+        m, CAROL, inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x02" * 32), "window_closed"
+    )
     assert_rejected(m, BOB, reveal, "holdout_pending")
     data, data_cid = m.holdout(0)
     upload(m.net, ALICE, data)
-    assert_rejected(m, BOB, inputs.REVEAL_HOLDOUT.encode(job, 0, data_cid, salt_for("holdout0")),
-                    "not_sponsor")
+    assert_rejected(
+        m, BOB, inputs.REVEAL_HOLDOUT.encode(job, 0, data_cid, salt_for("holdout0")), "not_sponsor"
+    )
     wrong = shard_bytes(*m.federation.holdouts[1])
     upload(m.net, ALICE, wrong)
-    assert_rejected(m, ALICE, inputs.REVEAL_HOLDOUT.encode(job, 0, compute_cid(wrong),
-                                                          salt_for("holdout0")), "holdout_mismatch")
+    assert_rejected(
+        m,
+        ALICE,
+        inputs.REVEAL_HOLDOUT.encode(job, 0, compute_cid(wrong), salt_for("holdout0")),
+        "holdout_mismatch",
+    )
     assert m.reveal_holdout(0).status == "accepted"
     assert_rejected(m, CAROL, reveal, "no_commitment")
-    assert_rejected(m, BOB, inputs.REVEAL_SUBMISSION.encode(job, 0, cid, salt_for("wrong")),
-                    "commitment_mismatch")
+    assert_rejected(
+        m,
+        BOB,
+        inputs.REVEAL_SUBMISSION.encode(job, 0, cid, salt_for("wrong")),
+        "commitment_mismatch",
+    )
     assert m.net.query(f"balances/{BOB}")["ether"] == str(ETH - 10)  # the bond is held
     assert m.net.send(BOB, reveal).status == "accepted"
     assert m.net.query(f"balances/{BOB}")["ether"] == str(ETH)  # and returned on reveal
@@ -175,20 +191,24 @@ def _reveal_bad_model(m: Market, bad: bytes, code: str) -> None:
     cid = upload(m.net, CAROL, bad)
     commitment = submission_commitment(cid, salt_for(CAROL), CAROL, job, 0)
     assert m.net.send(CAROL, inputs.COMMIT_SUBMISSION.encode(job, 0, commitment)).status == (
-        "accepted")
+        "accepted"
+    )
     wait(m, WINDOW)
     m.reveal_holdout(0)
     assert_rejected(m, CAROL, inputs.REVEAL_SUBMISSION.encode(job, 0, cid, salt_for(CAROL)), code)
 
 
-@pytest.mark.parametrize(("bad_model", "code"), [
-    (lambda: mlp([30, 4, 2], seed=1), "graph_mismatch"),
-    (lambda: logistic_regression(np.full(30, np.nan)), "non_finite_weights"),
-    (lambda: _extra_node(), "graph_mismatch"),
-    (lambda: _float64_weights(), "initializer_mismatch"),
-], ids=["other-graph", "nan-weights", "extra-node", "wrong-dtype"])
-def test_bad_models_are_rejected_at_reveal(open_round: Market, bad_model: Any,
-                                          code: str) -> None:
+@pytest.mark.parametrize(
+    ("bad_model", "code"),
+    [
+        (lambda: mlp([30, 4, 2], seed=1), "graph_mismatch"),
+        (lambda: logistic_regression(np.full(30, np.nan)), "non_finite_weights"),
+        (lambda: _extra_node(), "graph_mismatch"),
+        (lambda: _float64_weights(), "initializer_mismatch"),
+    ],
+    ids=["other-graph", "nan-weights", "extra-node", "wrong-dtype"],
+)
+def test_bad_models_are_rejected_at_reveal(open_round: Market, bad_model: Any, code: str) -> None:
     _reveal_bad_model(open_round, bad_model(), code)
 
 
@@ -198,8 +218,9 @@ def _extra_node() -> bytes:
 
     model = onnx.load_from_string(logistic_regression(np.zeros(30)))
     model.graph.node.append(helper.make_node("Identity", ["probabilities"], ["copy"]))
-    model.graph.output.append(helper.make_tensor_value_info("copy", onnx.TensorProto.FLOAT,
-                                                            ["N", 1]))
+    model.graph.output.append(
+        helper.make_tensor_value_info("copy", onnx.TensorProto.FLOAT, ["N", 1])
+    )
     return model.SerializeToString(deterministic=True)
 
 
@@ -221,8 +242,9 @@ def test_unrevealed_shard_pays_passing_models_equally(market: Market) -> None:
     for client, model in zip(market.clients, models, strict=True):
         market.commit(client, model, 0)
     wait(market, 2 * WINDOW)  # the sponsor lets the holdout window pass
-    for client, model in zip(market.clients[:2] + market.clients[3:], models[:2] + models[3:],
-                             strict=True):
+    for client, model in zip(
+        market.clients[:2] + market.clients[3:], models[:2] + models[3:], strict=True
+    ):
         assert market.reveal(client, model, 0).status == "accepted"
     wait(market, WINDOW)
     closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 0))
@@ -259,8 +281,10 @@ def test_job_spec_is_checked_at_posting(market: Market) -> None:
         (dict(commitSeconds=0), "invalid_job_spec"),
         (dict(holdoutCommitments=[b"\x01" * 32] * 2), "invalid_job_spec"),
         (dict(modelCid=compute_cid(b"not stored")), "blob_not_found"),
-        (dict(modelCid=upload(net, ALICE, mlp([30, 256, 256, 2])), holdoutRows=100_000),
-         "work_budget_exceeded"),
+        (
+            dict(modelCid=upload(net, ALICE, mlp([30, 256, 256, 2])), holdoutRows=100_000),
+            "work_budget_exceeded",
+        ),
         (dict(modelCid=upload(net, ALICE, b"not a model")), "model_unparseable"),
     ]
     for overrides, code in cases:
@@ -290,15 +314,19 @@ def test_evaluate_any_model_on_any_shard(market: Market) -> None:
 
 def test_replay_gives_identical_outputs(market: Market) -> None:
     market.post(ETH, metric="roc_auc")
-    play_round(market, 0, [market.train(i, market.initial_model) for i in range(3)]
-               + [market.initial_model])
+    play_round(
+        market,
+        0,
+        [market.train(i, market.initial_model) for i in range(3)] + [market.initial_model],
+    )
     original = market.net
     with HostMachine() as machine:
         replay = Driver(machine)
         results = [machine.advance(meta, payload) for meta, payload in original.log]
         replay_digest = replay.digest()
     assert [(r.status, r.outputs, r.reports) for r in results] == [
-        (r.status, r.outputs, r.reports) for r in original.results]
+        (r.status, r.outputs, r.reports) for r in original.results
+    ]
     assert replay_digest == original.digest()
 
 
@@ -330,20 +358,24 @@ def test_round_limits_leaderboard_and_negative_zero_copies(market: Market) -> No
     market.post(1000, maxSubmissions=3)
     job = market.job_id
     trained = market.train(0, market.initial_model)
-    negative_zero = with_weights(market.initial_model, {"W0": np.full((30, 1), -0.0),
-                                                        "B0": np.array([-0.0])})
-    play = [(BOB, trained), (CAROL, market.train(1, market.initial_model)),
-            (DAVE, negative_zero)]
+    negative_zero = with_weights(
+        market.initial_model, {"W0": np.full((30, 1), -0.0), "B0": np.array([-0.0])}
+    )
+    play = [(BOB, trained), (CAROL, market.train(1, market.initial_model)), (DAVE, negative_zero)]
     for client, model in play:
         assert market.commit(client, model, 0).status == "accepted"
-    assert_rejected(market, ERIN, inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x05" * 32),
-                    "round_full")
+    assert_rejected(
+        market, ERIN, inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x05" * 32), "round_full"
+    )
     wait(market, WINDOW)
     assert market.reveal_holdout(0).status == "accepted"
     data, data_cid = market.holdout(0)
-    assert_rejected(market, ALICE, inputs.REVEAL_HOLDOUT.encode(job, 0, data_cid,
-                                                               salt_for("holdout0")),
-                    "holdout_already_revealed")
+    assert_rejected(
+        market,
+        ALICE,
+        inputs.REVEAL_HOLDOUT.encode(job, 0, data_cid, salt_for("holdout0")),
+        "holdout_already_revealed",
+    )
     for client, model in play:
         market.reveal(client, model, 0)
     view = market.net.query(f"jobs/{job}/rounds/0")["submissions"]

@@ -52,12 +52,16 @@ def test_withdrawals_emit_exact_vouchers(dapp: Driver) -> None:
     ether = dapp.send(ALICE, inputs.WITHDRAW_ETHER.encode(ETH // 2))
     token = dapp.send(ALICE, inputs.WITHDRAW_ERC20.encode(TOKEN, 400))
     assert [o.raw for o in ether.outputs] == [voucher_bytes(ALICE, ETH // 2, b"")]
-    transfer = keccak(b"transfer(address,uint256)")[:4] + encode(["address", "uint256"],
-                                                                 [ALICE, 400])
+    transfer = keccak(b"transfer(address,uint256)")[:4] + encode(
+        ["address", "uint256"], [ALICE, 400]
+    )
     assert [o.raw for o in token.outputs] == [voucher_bytes(TOKEN, 0, transfer)]
     assert [o.index for o in ether.outputs + token.outputs] == [0, 1]  # one global index space
     assert dapp.query(f"balances/{ALICE}") == {
-        "address": ALICE, "ether": str(2 * ETH - ETH // 2), "erc20": {TOKEN: "600"}}
+        "address": ALICE,
+        "ether": str(2 * ETH - ETH // 2),
+        "erc20": {TOKEN: "600"},
+    }
 
 
 def test_overdraft_is_rejected_and_changes_nothing(dapp: Driver) -> None:
@@ -92,8 +96,16 @@ def test_rejected_outputs_do_not_consume_output_indices(dapp: Driver) -> None:
         (inputs.WITHDRAW_ETHER.encode(0), "bad_argument"),
         (inputs.WITHDRAW_ETHER.encode(5) + b"\x00", "bad_abi"),
     ],
-    ids=["empty", "short", "unknown", "truncated", "truncated_tail", "oversized", "zero",
-         "trailing"],
+    ids=[
+        "empty",
+        "short",
+        "unknown",
+        "truncated",
+        "truncated_tail",
+        "oversized",
+        "zero",
+        "trailing",
+    ],
 )
 def test_malformed_inputs_are_named_and_harmless(dapp: Driver, payload: bytes, code: str) -> None:
     dapp.deposit_ether(ALICE, ETH)

@@ -123,4 +123,5 @@ def test_thousands_of_outputs_prove() -> None:
     for i in range(100):
         tree.append(leaf(5000 + i))
         assert root_from_proof(tree.leaf(5000 + i), 5000 + i, tree.siblings(5000 + i)) == (
-            tree.root())
+            tree.root()
+        )

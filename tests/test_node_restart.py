@@ -30,15 +30,22 @@ EPOCH = 10
 class NodeProcess:
     def __init__(self, config: Path, db: Path, *, claims: bool) -> None:
         args = [sys.executable, "-m", "devnet", "node", "--config", str(config), "--db", str(db)]
-        self.proc = subprocess.Popen(args + ([] if claims else ["--no-claims"]), cwd=REPO,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     env=os.environ | {"PYTHONPATH": str(REPO)})
+        self.proc = subprocess.Popen(
+            args + ([] if claims else ["--no-claims"]),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=os.environ | {"PYTHONPATH": str(REPO)},
+        )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().decode().split()[-1]
 
     def rpc(self, method: str, **params: Any) -> Any:
-        reply = requests.post(self.url + "/rpc", timeout=10, json={
-            "jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
+        reply = requests.post(
+            self.url + "/rpc",
+            timeout=10,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+        ).json()
         return reply["result"]
 
     def processed(self) -> int:
@@ -47,12 +54,16 @@ class NodeProcess:
     def everything(self) -> dict[str, Any]:
         def listed(method: str) -> list[Any]:
             return self.rpc(method, application="deml", limit=10_000)["data"]
-        inputs_ = [(i["index"], i["status"], i["outputs_hash"])
-                   for i in listed("cartesi_listInputs")]
-        outputs = [(o["index"], o["input_index"], o["raw_data"])
-                   for o in listed("cartesi_listOutputs")]
-        reports = [(r["index"], r["input_index"], r["raw_data"])
-                   for r in listed("cartesi_listReports")]
+
+        inputs_ = [
+            (i["index"], i["status"], i["outputs_hash"]) for i in listed("cartesi_listInputs")
+        ]
+        outputs = [
+            (o["index"], o["input_index"], o["raw_data"]) for o in listed("cartesi_listOutputs")
+        ]
+        reports = [
+            (r["index"], r["input_index"], r["raw_data"]) for r in listed("cartesi_listReports")
+        ]
         return {"inputs": inputs_, "outputs": outputs, "reports": reports}
 
     def kill(self) -> None:
@@ -69,13 +80,23 @@ class NodeProcess:
 def app_config(rollups: Rollups, tmp_path: Path) -> Iterator[Path]:
     chain = rollups.chain
     owner = chain.accounts()[0]
-    app = rollups.deploy_application(owner, epoch_length=EPOCH, template_hash=bytes(32),
-                                     salt=keccak256(str(tmp_path).encode()))
+    app = rollups.deploy_application(
+        owner, epoch_length=EPOCH, template_hash=bytes(32), salt=keccak256(str(tmp_path).encode())
+    )
     config = tmp_path / "devnet.json"
-    config.write_text(json.dumps({
-        "rpc_url": chain.url, "chain_id": chain.chain_id(), "application": app.application,
-        "authority": app.authority, "deployment_block": app.deployment_block,
-        "epoch_length": EPOCH, "accounts": chain.accounts()}))
+    config.write_text(
+        json.dumps(
+            {
+                "rpc_url": chain.url,
+                "chain_id": chain.chain_id(),
+                "application": app.application,
+                "authority": app.authority,
+                "deployment_block": app.deployment_block,
+                "epoch_length": EPOCH,
+                "accounts": chain.accounts(),
+            }
+        )
+    )
     yield config
 
 
@@ -100,9 +121,15 @@ def test_sigkill_and_restart(rollups: Rollups, app_config: Path, tmp_path: Path)
     node = NodeProcess(app_config, tmp_path / "node.sqlite", claims=True)
     wait_for(lambda: node.processed() == 24, 60, "all 24 inputs")
     rollups.chain.mine(EPOCH + 1)
-    wait_for(lambda: any(e["status"] == "CLAIM_ACCEPTED" for e in node.rpc(
-        "cartesi_listEpochs", application="deml")["data"]
-        if int(e["last_block"], 16) >= rollups.chain.block_number() - EPOCH - 1), 60, "claims")
+    wait_for(
+        lambda: any(
+            e["status"] == "CLAIM_ACCEPTED"
+            for e in node.rpc("cartesi_listEpochs", application="deml")["data"]
+            if int(e["last_block"], 16) >= rollups.chain.block_number() - EPOCH - 1
+        ),
+        60,
+        "claims",
+    )
     restarted = node.everything()
 
     reference = NodeProcess(app_config, tmp_path / "reference.sqlite", claims=False)
@@ -115,11 +142,19 @@ def test_sigkill_and_restart(rollups: Rollups, app_config: Path, tmp_path: Path)
     for epoch in epochs:
         if epoch["status"] != "CLAIM_ACCEPTED":
             continue
-        covered = [o for o in restarted["outputs"] if int(o[1], 16) < int(
-            epoch["input_index_upper_bound"], 16)]
+        covered = [
+            o
+            for o in restarted["outputs"]
+            if int(o[1], 16) < int(epoch["input_index_upper_bound"], 16)
+        ]
         root = tree.root_at(len(covered))
         assert epoch["outputs_merkle_root"] == "0x" + root.hex()
-        assert rollups.chain.call_fn(info["authority"], "isOutputsMerkleRootValid(address,bytes32)",
-                                     app, root, returns=["bool"])
+        assert rollups.chain.call_fn(
+            info["authority"],
+            "isOutputsMerkleRootValid(address,bytes32)",
+            app,
+            root,
+            returns=["bool"],
+        )
     node.stop()
     reference.stop()

@@ -34,16 +34,22 @@ def edited(model_bytes: bytes, edit: Edit) -> bytes:
 
 def reshape_model(shape: list[int]) -> bytes:
     """X -> Reshape(X, shape) -> Gemm: a graph with an int64 (structural) initializer."""
-    nodes = [helper.make_node("Reshape", ["X", "shape"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "W0", "B0"], ["prediction"])]
-    inits = [numpy_helper.from_array(np.array(shape, dtype=np.int64), "shape"),
-             numpy_helper.from_array(np.ones((4, 1), dtype=np.float32), "W0"),
-             numpy_helper.from_array(np.zeros(1, dtype=np.float32), "B0")]
+    nodes = [
+        helper.make_node("Reshape", ["X", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W0", "B0"], ["prediction"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(shape, dtype=np.int64), "shape"),
+        numpy_helper.from_array(np.ones((4, 1), dtype=np.float32), "W0"),
+        numpy_helper.from_array(np.zeros(1, dtype=np.float32), "B0"),
+    ]
     graph = helper.make_graph(
-        nodes, "reshape",
+        nodes,
+        "reshape",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["N", 1])],
-        initializer=inits)
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     serialized: bytes = model.SerializeToString()
     return serialized
@@ -52,12 +58,15 @@ def reshape_model(shape: list[int]) -> bytes:
 def single_op_model(op_type: str, domain: str = "", **attributes: Any) -> bytes:
     node = helper.make_node(op_type, ["X"], ["Y"], domain=domain, **attributes)
     graph = helper.make_graph(
-        [node], "one-op",
+        [node],
+        "one-op",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 3])])
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 3])],
+    )
     opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
-    serialized: bytes = helper.make_model(graph, opset_imports=opsets,
-                                          ir_version=8).SerializeToString()
+    serialized: bytes = helper.make_model(
+        graph, opset_imports=opsets, ir_version=8
+    ).SerializeToString()
     return serialized
 
 
@@ -73,13 +82,17 @@ def job(job_bytes: bytes) -> ParsedModel:
 
 # ---- the model zoo builds what the DApp accepts ------------------------------------------
 
-@pytest.mark.parametrize("build, params", [
-    (lambda: model_zoo.linear_regression(np.ones(4), 0.5), 5),
-    (lambda: model_zoo.logistic_regression(np.ones(30), 0.0), 31),
-    (lambda: model_zoo.softmax_regression(np.ones((6, 3))), 21),
-    (lambda: model_zoo.mlp([30, 64, 64, 2], seed=0), 30 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2),
-    (lambda: model_zoo.mlp([3, 4, 1], head="linear"), 3 * 4 + 4 + 4 + 1),
-])
+
+@pytest.mark.parametrize(
+    "build, params",
+    [
+        (lambda: model_zoo.linear_regression(np.ones(4), 0.5), 5),
+        (lambda: model_zoo.logistic_regression(np.ones(30), 0.0), 31),
+        (lambda: model_zoo.softmax_regression(np.ones((6, 3))), 21),
+        (lambda: model_zoo.mlp([30, 64, 64, 2], seed=0), 30 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2),
+        (lambda: model_zoo.mlp([3, 4, 1], head="linear"), 3 * 4 + 4 + 4 + 1),
+    ],
+)
 def test_zoo_models_pass_and_count_parameters(build: Callable[[], bytes], params: int) -> None:
     parsed = parse_model(build())
     assert parsed.params == params
@@ -108,6 +121,7 @@ def test_zoo_mlp_is_seeded() -> None:
 
 # ---- parse_model: a model on its own -----------------------------------------------------
 
+
 @pytest.mark.parametrize("garbage", [b"", b"not an onnx model", b"\xff" * 64, b"\x08\x07"])
 def test_garbage_is_unparseable(garbage: bytes) -> None:
     assert code_of(lambda: parse_model(garbage)) == "model_unparseable"
@@ -115,16 +129,24 @@ def test_garbage_is_unparseable(garbage: bytes) -> None:
 
 def test_size_bound(job_bytes: bytes) -> None:
     assert code_of(lambda: parse_model(job_bytes, max_bytes=len(job_bytes) - 1)) == (
-        "model_too_large")
+        "model_too_large"
+    )
     parse_model(job_bytes, max_bytes=len(job_bytes))
 
 
-@pytest.mark.parametrize("op_type, domain", [
-    ("Exp", ""), ("Erf", ""), ("Cos", ""), ("Relu", "com.example"),
-])
+@pytest.mark.parametrize(
+    "op_type, domain",
+    [
+        ("Exp", ""),
+        ("Erf", ""),
+        ("Cos", ""),
+        ("Relu", "com.example"),
+    ],
+)
 def test_operator_allow_list(op_type: str, domain: str) -> None:
     assert code_of(lambda: parse_model(single_op_model(op_type, domain))) == (
-        "operator_not_allowed")
+        "operator_not_allowed"
+    )
 
 
 def test_allowed_single_op_passes() -> None:
@@ -132,13 +154,16 @@ def test_allowed_single_op_passes() -> None:
 
 
 def relu_chain(count: int) -> bytes:
-    nodes = [helper.make_node("Relu", [f"h{i}" if i else "X"], [f"h{i + 1}"])
-             for i in range(count)]
+    nodes = [helper.make_node("Relu", [f"h{i}" if i else "X"], [f"h{i + 1}"]) for i in range(count)]
     graph = helper.make_graph(
-        nodes, "chain", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3])],
-        [helper.make_tensor_value_info(f"h{count}", TensorProto.FLOAT, ["N", 3])])
-    serialized: bytes = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                                          ir_version=8).SerializeToString()
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info(f"h{count}", TensorProto.FLOAT, ["N", 3])],
+    )
+    serialized: bytes = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    ).SerializeToString()
     return serialized
 
 
@@ -154,9 +179,14 @@ def test_every_node_feeds_the_output(job_bytes: bytes) -> None:
         model.graph.node.insert(1, helper.make_node("Relu", ["X"], ["unused"]))
 
     assert code_of(lambda: parse_model(edited(job_bytes, add_dead_node))) == (
-        "model_feature_not_allowed")
-    with_dead_tail = edited(relu_chain(3), lambda m: m.graph.output[0].CopyFrom(
-        helper.make_tensor_value_info("h2", TensorProto.FLOAT, ["N", 3])))
+        "model_feature_not_allowed"
+    )
+    with_dead_tail = edited(
+        relu_chain(3),
+        lambda m: m.graph.output[0].CopyFrom(
+            helper.make_tensor_value_info("h2", TensorProto.FLOAT, ["N", 3])
+        ),
+    )
     assert code_of(lambda: parse_model(with_dead_tail)) == "model_feature_not_allowed"
 
 
@@ -180,30 +210,38 @@ def _float64_weight(model: onnx.ModelProto) -> None:
     model.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.zeros(8), "B0"))
 
 
-@pytest.mark.parametrize("edit", [
-    _add_function,
-    _external_weight,
-    _subgraph_attribute,
-    _float64_weight,
-    lambda m: setattr(m, "ir_version", 3),
-    lambda m: m.opset_import[0].__setattr__("version", 9),
-    lambda m: m.opset_import.append(helper.make_opsetid("com.example", 1)),
-    lambda m: m.graph.sparse_initializer.add(),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _add_function,
+        _external_weight,
+        _subgraph_attribute,
+        _float64_weight,
+        lambda m: setattr(m, "ir_version", 3),
+        lambda m: m.opset_import[0].__setattr__("version", 9),
+        lambda m: m.opset_import.append(helper.make_opsetid("com.example", 1)),
+        lambda m: m.graph.sparse_initializer.add(),
+    ],
+)
 def test_features_outside_the_subset(job_bytes: bytes, edit: Edit) -> None:
     assert code_of(lambda: parse_model(edited(job_bytes, edit))) == "model_feature_not_allowed"
 
 
-@pytest.mark.parametrize("edit", [
-    lambda m: m.graph.input.append(
-        helper.make_tensor_value_info("Z", TensorProto.FLOAT, ["N", 5])),
-    lambda m: m.graph.input[0].type.tensor_type.__setattr__("elem_type", TensorProto.INT64),
-    lambda m: m.graph.input[0].type.tensor_type.shape.dim[0].__setattr__("dim_value", 10),
-    lambda m: m.graph.input[0].type.tensor_type.shape.dim.add(),
-    lambda m: m.graph.output.append(m.graph.output[0]),
-    lambda m: m.graph.input.append(
-        helper.make_tensor_value_info("W0", TensorProto.FLOAT, [5, 8])),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m.graph.input.append(
+            helper.make_tensor_value_info("Z", TensorProto.FLOAT, ["N", 5])
+        ),
+        lambda m: m.graph.input[0].type.tensor_type.__setattr__("elem_type", TensorProto.INT64),
+        lambda m: m.graph.input[0].type.tensor_type.shape.dim[0].__setattr__("dim_value", 10),
+        lambda m: m.graph.input[0].type.tensor_type.shape.dim.add(),
+        lambda m: m.graph.output.append(m.graph.output[0]),
+        lambda m: m.graph.input.append(
+            helper.make_tensor_value_info("W0", TensorProto.FLOAT, [5, 8])
+        ),
+    ],
+)
 def test_input_and_output_shape_rules(job_bytes: bytes, edit: Edit) -> None:
     assert code_of(lambda: parse_model(edited(job_bytes, edit))) == "model_io_invalid"
 
@@ -219,6 +257,7 @@ def test_non_finite_job_weights(job_bytes: bytes, bad: float) -> None:
 def test_truncated_raw_data(job_bytes: bytes) -> None:
     def truncate(model: onnx.ModelProto) -> None:
         model.graph.initializer[0].raw_data = model.graph.initializer[0].raw_data[:-4]
+
     assert code_of(lambda: parse_model(edited(job_bytes, truncate))) == "model_unparseable"
 
 
@@ -228,12 +267,14 @@ def test_typed_float_data_reads_like_raw_data(job_bytes: bytes) -> None:
             values = numpy_helper.to_array(tensor).ravel().tolist()
             tensor.ClearField("raw_data")
             tensor.float_data.extend(values)
+
     typed = parse_model(edited(job_bytes, to_float_data))
     for name, array in parse_model(job_bytes).weights.items():
         np.testing.assert_array_equal(typed.weights[name], array)
 
 
 # ---- check_same_graph: a submission against the job's graph ------------------------------
+
 
 def test_new_weights_are_accepted(job: ParsedModel, job_bytes: bytes) -> None:
     weights = {k: v * 2 - 1 for k, v in model_zoo.get_weights(job_bytes).items()}
@@ -252,6 +293,7 @@ def test_cosmetic_differences_are_accepted(job: ParsedModel, job_bytes: bytes) -
         first, *rest = list(model.graph.initializer)
         del model.graph.initializer[:]
         model.graph.initializer.extend([*rest, first])  # order of initializers is free
+
     assert list(check_same_graph(job, edited(job_bytes, cosmetic)).weights) == list(job.weights)
 
 
@@ -287,21 +329,27 @@ def _opset(model: onnx.ModelProto) -> None:
     model.opset_import[0].version = 18
 
 
-@pytest.mark.parametrize("edit, detail", [
-    (_extra_node, "extra node"),
-    (_changed_attribute, "attribute 'axis'"),
-    (_added_attribute, "attribute 'transB'"),
-    (_changed_op, "became Sigmoid"),
-    (_disallowed_op, "became Exp"),
-    (_rewired, "rewired"),
-    (_removed_node, ""),
-    (_opset, "opset"),
-    (lambda m: m.graph.input[0].type.tensor_type.shape.dim[1].__setattr__("dim_value", 6),
-     "input"),
-    (lambda m: m.graph.output[0].__setattr__("name", "other"), "output"),
-])
-def test_graph_changes_are_rejected(job: ParsedModel, job_bytes: bytes, edit: Edit,
-                                    detail: str) -> None:
+@pytest.mark.parametrize(
+    "edit, detail",
+    [
+        (_extra_node, "extra node"),
+        (_changed_attribute, "attribute 'axis'"),
+        (_added_attribute, "attribute 'transB'"),
+        (_changed_op, "became Sigmoid"),
+        (_disallowed_op, "became Exp"),
+        (_rewired, "rewired"),
+        (_removed_node, ""),
+        (_opset, "opset"),
+        (
+            lambda m: m.graph.input[0].type.tensor_type.shape.dim[1].__setattr__("dim_value", 6),
+            "input",
+        ),
+        (lambda m: m.graph.output[0].__setattr__("name", "other"), "output"),
+    ],
+)
+def test_graph_changes_are_rejected(
+    job: ParsedModel, job_bytes: bytes, edit: Edit, detail: str
+) -> None:
     with pytest.raises(onnx_checks.GraphMismatch, match=detail):
         check_same_graph(job, edited(job_bytes, edit))
 
@@ -319,7 +367,8 @@ def _renamed_initializer(model: onnx.ModelProto) -> None:
 
 def _wrong_shape(model: onnx.ModelProto) -> None:
     model.graph.initializer[1].CopyFrom(
-        numpy_helper.from_array(np.zeros(9, dtype=np.float32), "B0"))
+        numpy_helper.from_array(np.zeros(9, dtype=np.float32), "B0")
+    )
 
 
 def _duplicate_initializer(model: onnx.ModelProto) -> None:
@@ -330,14 +379,20 @@ def _dropped_initializer(model: onnx.ModelProto) -> None:
     del model.graph.initializer[3]
 
 
-@pytest.mark.parametrize("edit", [
-    _renamed_initializer, _wrong_shape, _float64_weight, _duplicate_initializer,
-    _dropped_initializer,
-])
-def test_initializer_changes_are_rejected(job: ParsedModel, job_bytes: bytes,
-                                          edit: Edit) -> None:
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _renamed_initializer,
+        _wrong_shape,
+        _float64_weight,
+        _duplicate_initializer,
+        _dropped_initializer,
+    ],
+)
+def test_initializer_changes_are_rejected(job: ParsedModel, job_bytes: bytes, edit: Edit) -> None:
     assert code_of(lambda: check_same_graph(job, edited(job_bytes, edit))) == (
-        "initializer_mismatch")
+        "initializer_mismatch"
+    )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -357,8 +412,7 @@ def test_integer_initializers_are_structure() -> None:
     job = parse_model(reshape_model([0, 4]))
     assert set(job.constants) == {"shape"} and set(job.weights) == {"W0", "B0"}
     check_same_graph(job, reshape_model([0, 4]))
-    assert code_of(lambda: check_same_graph(job, reshape_model([0, 2]))) == (
-        "initializer_mismatch")
+    assert code_of(lambda: check_same_graph(job, reshape_model([0, 2]))) == ("initializer_mismatch")
 
 
 def test_error_codes_are_unique_and_declared() -> None:

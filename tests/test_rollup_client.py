@@ -32,8 +32,10 @@ def test_every_output_endpoint(server: GuestServer) -> None:
     pending["thread"].join(5)
     result = pending["result"]
     assert [o.raw for o in result.outputs] == [
-        notice_output(b"n"), voucher_output(DEST, 2**255, b"v"),
-        delegate_call_voucher_output(DEST, b"d")]
+        notice_output(b"n"),
+        voucher_output(DEST, 2**255, b"v"),
+        delegate_call_voucher_output(DEST, b"d"),
+    ]
     assert result.reports == [b"r"]
     rollup.exception(b"boom")  # the second request ends as an exception
     second["thread"].join(5)

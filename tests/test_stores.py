@@ -429,7 +429,9 @@ def test_gateway_car_missing_a_block(node: tuple[StandIn, str]) -> None:
     state, url = node
     (car,) = [c for c in CARS if c["profile"] == "v0"]
     root = parse_cid(car["root"])
-    state.omitted.add(str(decode_cid_bytes(decode_pb_node(state.blocks[str(root)]).links[2].cid)[0]))
+    state.omitted.add(
+        str(decode_cid_bytes(decode_pb_node(state.blocks[str(root)]).links[2].cid)[0])
+    )
     with pytest.raises(BadResponse, match="lacks a block"):
         GatewayStore(url, mode="car").get(root)
 
@@ -460,8 +462,9 @@ def test_car_rejects_v2_and_truncation() -> None:
 
 
 def test_car_round_trip_and_verification() -> None:
-    block = CarBlock(parse_cid("bafkreide5semuafsnds3ugrvm6fbwuyw2ijpj43gwjdxemstjkfozi37hq"),
-                     b"Hello world")
+    block = CarBlock(
+        parse_cid("bafkreide5semuafsnds3ugrvm6fbwuyw2ijpj43gwjdxemstjkfozi37hq"), b"Hello world"
+    )
     reader = CarReader(_stream(write_car([block.cid], [block])))
     assert reader.roots == (block.cid,) and list(reader) == [block]
     bad = CarBlock(block.cid, b"Hello World")

@@ -36,8 +36,12 @@ class _DemlGroup(TyperGroup):
     """Typer's group, with usage errors printed as ``error[usage]`` instead of a panel."""
 
     def main(  # type: ignore[override]  # click's signature, positional by design
-        self, args: Sequence[str] | None = None, prog_name: str | None = None,
-        complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
     ) -> Any:
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
@@ -118,7 +122,9 @@ def cid_command(
     cid_version: Annotated[
         int,
         typer.Option(
-            "--cid-version", min=0, max=1,
+            "--cid-version",
+            min=0,
+            max=1,
             help="1: as `ipfs add --cid-version=1` (bafy..., default); 0: as `ipfs add` (Qm...).",
         ),
     ] = 1,

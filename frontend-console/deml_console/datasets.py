@@ -35,8 +35,9 @@ def shard_bytes(X: npt.ArrayLike, y: npt.ArrayLike) -> bytes:
     return buffer.getvalue()
 
 
-def breast_cancer_federation(*, clients: int = 3, rounds: int = 2, holdout_rows: int = 80,
-                             seed: int = 7) -> Federation:
+def breast_cancer_federation(
+    *, clients: int = 3, rounds: int = 2, holdout_rows: int = 80, seed: int = 7
+) -> Federation:
     """scikit-learn's breast-cancer data (569 rows, 30 features), z-scored with published
     constants (the job's recipe names them), shuffled with ``seed`` and split: one held-out
     shard of ``holdout_rows`` per round, the rest into ``clients`` private partitions."""
@@ -51,7 +52,7 @@ def breast_cancer_federation(*, clients: int = 3, rounds: int = 2, holdout_rows:
     y = y[order]
     windows = [slice(i * holdout_rows, (i + 1) * holdout_rows) for i in range(rounds)]
     holdouts = [(Xz[window], y[window]) for window in windows]
-    rest_X, rest_y = Xz[rounds * holdout_rows:], y[rounds * holdout_rows:]
+    rest_X, rest_y = Xz[rounds * holdout_rows :], y[rounds * holdout_rows :]
     parts = np.array_split(np.arange(len(rest_y)), clients)
     partitions = [(rest_X[idx], rest_y[idx]) for idx in parts]
     return Federation(partitions, holdouts, mean, std)

@@ -57,13 +57,15 @@ def _f32(values: ArrayLike, shape: tuple[int, ...], what: str) -> npt.NDArray[np
     """Weights are float32 in the graph; a wrong shape is a caller bug, named here."""
     array = np.asarray(values, dtype=np.float32)
     if array.size != int(np.prod(shape)):
-        raise ValueError(f"{what}: expected {shape} ({int(np.prod(shape))} values), "
-                         f"got shape {array.shape}")
+        raise ValueError(
+            f"{what}: expected {shape} ({int(np.prod(shape))} values), got shape {array.shape}"
+        )
     return np.ascontiguousarray(array.reshape(shape))
 
 
-def _gemm(index: int, source: str, weight: npt.NDArray[np.float32],
-          bias: npt.NDArray[np.float32]) -> tuple[onnx.NodeProto, list[TensorProto], str]:
+def _gemm(
+    index: int, source: str, weight: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]
+) -> tuple[onnx.NodeProto, list[TensorProto], str]:
     """One dense layer ``source @ W + b``; names are stable so clients can find weights."""
     w_name, b_name, out = f"W{index}", f"B{index}", f"dense{index}"
     node = helper.make_node("Gemm", [source, w_name, b_name], [out], name=f"gemm{index}")
@@ -71,8 +73,9 @@ def _gemm(index: int, source: str, weight: npt.NDArray[np.float32],
     return node, inits, out
 
 
-def _model(nodes: list[onnx.NodeProto], inits: list[TensorProto], n_features: int,
-           output: tuple[str, int]) -> bytes:
+def _model(
+    nodes: list[onnx.NodeProto], inits: list[TensorProto], n_features: int, output: tuple[str, int]
+) -> bytes:
     """Wrap a graph with the pinned opset and IR version, checked by onnx's own checker."""
     out_name, out_width = output
     graph = helper.make_graph(
@@ -82,8 +85,12 @@ def _model(nodes: list[onnx.NodeProto], inits: list[TensorProto], n_features: in
         [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", out_width])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name=_PRODUCER, ir_version=IR_VERSION)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name=_PRODUCER,
+        ir_version=IR_VERSION,
+    )
     onnx.checker.check_model(model)
     serialized: bytes = model.SerializeToString(deterministic=True)
     return serialized
@@ -94,8 +101,12 @@ def linear_regression(coef: ArrayLike, intercept: ArrayLike = 0.0) -> bytes:
     coef_array = np.asarray(coef, dtype=np.float32)
     d = coef_array.shape[0]
     k = 1 if coef_array.ndim == 1 else coef_array.shape[1]
-    node, inits, out = _gemm(0, INPUT_NAME, _f32(coef_array, (d, k), "coef"),
-                             _f32(np.broadcast_to(intercept, (k,)), (k,), "intercept"))
+    node, inits, out = _gemm(
+        0,
+        INPUT_NAME,
+        _f32(coef_array, (d, k), "coef"),
+        _f32(np.broadcast_to(intercept, (k,)), (k,), "intercept"),
+    )
     node.output[0] = "prediction"
     return _model([node], inits, d, ("prediction", k))
 
@@ -104,8 +115,9 @@ def logistic_regression(coef: ArrayLike, intercept: float = 0.0) -> bytes:
     """Binary classifier: ``probabilities = sigmoid(X @ coef + intercept)``, shape ``[N, 1]``."""
     coef_array = np.asarray(coef, dtype=np.float32).reshape(-1)
     d = coef_array.shape[0]
-    node, inits, logit = _gemm(0, INPUT_NAME, _f32(coef_array, (d, 1), "coef"),
-                               _f32([intercept], (1,), "intercept"))
+    node, inits, logit = _gemm(
+        0, INPUT_NAME, _f32(coef_array, (d, 1), "coef"), _f32([intercept], (1,), "intercept")
+    )
     sigmoid = helper.make_node("Sigmoid", [logit], ["probabilities"], name="sigmoid")
     return _model([node, sigmoid], inits, d, ("probabilities", 1))
 
@@ -117,14 +129,16 @@ def softmax_regression(coef: ArrayLike, intercept: ArrayLike | None = None) -> b
         raise ValueError(f"coef must be [d, C] with C >= 2, got shape {coef_array.shape}")
     d, c = coef_array.shape
     bias = np.zeros(c) if intercept is None else intercept
-    node, inits, logits = _gemm(0, INPUT_NAME, _f32(coef_array, (d, c), "coef"),
-                                _f32(bias, (c,), "intercept"))
+    node, inits, logits = _gemm(
+        0, INPUT_NAME, _f32(coef_array, (d, c), "coef"), _f32(bias, (c,), "intercept")
+    )
     softmax = helper.make_node("Softmax", [logits], ["probabilities"], name="softmax", axis=1)
     return _model([node, softmax], inits, d, ("probabilities", c))
 
 
-def _init_layers(layer_sizes: Sequence[int],
-                 seed: int | None) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+def _init_layers(
+    layer_sizes: Sequence[int], seed: int | None
+) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
     """He-uniform weights (suits Relu), zero biases; seeded so a job's model is reproducible."""
     rng = np.random.default_rng(seed)
     layers: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
@@ -189,8 +203,9 @@ def with_weights(model_bytes: bytes, weights: Mapping[str, ArrayLike]) -> bytes:
         array = np.asarray(values)
         if array.shape != tuple(tensor.dims):
             raise ValueError(f"{name}: expected shape {tuple(tensor.dims)}, got {array.shape}")
-        fresh = numpy_helper.from_array(np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")),
-                                        name)
+        fresh = numpy_helper.from_array(
+            np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")), name
+        )
         tensor.CopyFrom(fresh)
     serialized: bytes = model.SerializeToString(deterministic=True)
     return serialized

@@ -204,8 +204,7 @@ class _Http:
             ) from exc
         except requests.RequestException as exc:
             raise StoreUnavailable(
-                f"cannot reach {where} ({type(exc).__name__}); is it running, and is the URL "
-                "right?"
+                f"cannot reach {where} ({type(exc).__name__}); is it running, and is the URL right?"
             ) from exc
 
     def body(self, response: Any, limit: int | None = None) -> bytes:
@@ -234,7 +233,11 @@ class KuboStore:
     """
 
     def __init__(
-        self, api_url: str, *, cid_version: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
+        self,
+        api_url: str,
+        *,
+        cid_version: int = 1,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         session: Any = None,
     ) -> None:
         self.cid_version = cid_version
@@ -261,8 +264,11 @@ class KuboStore:
         params = {
             "cid-version": str(self.cid_version),
             "raw-leaves": "true" if self.cid_version == 1 else "false",
-            "chunker": f"size-{CHUNK_SIZE}", "hash": "sha2-256", "pin": "true",
-            "quieter": "true", "progress": "false",
+            "chunker": f"size-{CHUNK_SIZE}",
+            "hash": "sha2-256",
+            "pin": "true",
+            "quieter": "true",
+            "progress": "false",
         }
         upload = {"file": ("blob", data, "application/octet-stream")}
         body = self._rpc("add", params=params, files=upload)
@@ -321,8 +327,12 @@ class GatewayStore:
     """
 
     def __init__(
-        self, gateway_url: str, *, mode: Literal["raw", "car"] = "raw",
-        timeout_s: float = DEFAULT_TIMEOUT_S, session: Any = None,
+        self,
+        gateway_url: str,
+        *,
+        mode: Literal["raw", "car"] = "raw",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        session: Any = None,
     ) -> None:
         self.mode = mode
         self._http = _Http(gateway_url, "gateway", timeout_s=timeout_s, session=session)

@@ -25,8 +25,9 @@ class Recipe:
     l2: float = 0.0
 
 
-def train_logistic_regression(model: bytes, X: npt.NDArray[np.floating],
-                              y: npt.NDArray[np.integer], recipe: Recipe = Recipe()) -> bytes:
+def train_logistic_regression(
+    model: bytes, X: npt.NDArray[np.floating], y: npt.NDArray[np.integer], recipe: Recipe = Recipe()
+) -> bytes:
     """Gradient descent on mean log-loss, starting from the model's own weights."""
     weights = get_weights(model)
     if set(weights) != {"W0", "B0"} or weights["W0"].shape[1:] != (1,):

@@ -70,11 +70,19 @@ MAX_LINKS: Final = 174
 _DIGEST_SIZE: Final = 32
 _CODECS: Final = {DAG_PB: "dag-pb", RAW: "raw"}
 _OTHER_CODECS: Final = {0x71: "dag-cbor", 0x0129: "dag-json", 0x72: "libp2p-key", 0x78: "git-raw"}
-_OTHER_HASHES: Final = {0x00: "identity", 0x13: "sha2-512", 0x16: "sha3-256", 0x1E: "blake3",
-                        0xB220: "blake2b-256"}
+_OTHER_HASHES: Final = {
+    0x00: "identity",
+    0x13: "sha2-512",
+    0x16: "sha3-256",
+    0x1E: "blake3",
+    0xB220: "blake2b-256",
+}
 _V0_PREFIX: Final = b"\x12\x20"
-_PREFIX: Final = {(1, RAW): b"\x01\x55\x12\x20", (1, DAG_PB): b"\x01\x70\x12\x20",
-                  (0, DAG_PB): _V0_PREFIX}
+_PREFIX: Final = {
+    (1, RAW): b"\x01\x55\x12\x20",
+    (1, DAG_PB): b"\x01\x70\x12\x20",
+    (0, DAG_PB): _V0_PREFIX,
+}
 
 
 class CidMismatch(CidError):

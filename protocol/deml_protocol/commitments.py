@@ -13,10 +13,15 @@ from eth_abi.abi import encode
 from .abi import keccak256
 
 
-def submission_commitment(model_cid: str, salt: bytes, sender: str, job_id: int,
-                          round_index: int) -> bytes:
-    return keccak256(encode(["string", "bytes32", "address", "uint256", "uint256"],
-                            [model_cid, salt, sender, job_id, round_index]))
+def submission_commitment(
+    model_cid: str, salt: bytes, sender: str, job_id: int, round_index: int
+) -> bytes:
+    return keccak256(
+        encode(
+            ["string", "bytes32", "address", "uint256", "uint256"],
+            [model_cid, salt, sender, job_id, round_index],
+        )
+    )
 
 
 def holdout_commitment(data_cid: str, salt: bytes) -> bytes:

@@ -24,17 +24,17 @@ ABORT_BLOB: Final = method("abortBlob", ("cid", "string"))
 # Jobs and rounds. The job spec parameters are shared by both ways of posting a job:
 # inside a portal deposit (the deposit is the reward) or from an in-app balance.
 JOB_SPEC: Final = (
-    ("modelCid", "string"),          # initial global model (a stored blob)
-    ("recipe", "string"),            # training recipe for clients (opaque to the DApp)
-    ("metric", "string"),            # accuracy | log_loss | roc_auc | rmse | mae | r2
-    ("holdoutRows", "uint32"),       # most rows a held-out shard may have (work budget)
+    ("modelCid", "string"),  # initial global model (a stored blob)
+    ("recipe", "string"),  # training recipe for clients (opaque to the DApp)
+    ("metric", "string"),  # accuracy | log_loss | roc_auc | rmse | mae | r2
+    ("holdoutRows", "uint32"),  # most rows a held-out shard may have (work budget)
     ("holdoutCommitments", "bytes32[]"),  # one per round: keccak256(abi.encode(dataCid, salt))
     ("commitSeconds", "uint64"),
     ("holdoutSeconds", "uint64"),
     ("revealSeconds", "uint64"),
-    ("minGain", "uint64"),           # score units a model must beat the baseline by
-    ("maxSubmissions", "uint32"),    # per round
-    ("commitBond", "uint256"),       # per commitment, in the job's asset
+    ("minGain", "uint64"),  # score units a model must beat the baseline by
+    ("maxSubmissions", "uint32"),  # per round
+    ("commitBond", "uint256"),  # per commitment, in the job's asset
 )
 CREATE_JOB: Final = method("createJob", *JOB_SPEC)
 CREATE_JOB_FROM_BALANCE: Final = method(
@@ -44,19 +44,35 @@ COMMIT_SUBMISSION: Final = method(
     "commitSubmission", ("jobId", "uint256"), ("round", "uint256"), ("commitment", "bytes32")
 )
 REVEAL_HOLDOUT: Final = method(
-    "revealHoldout", ("jobId", "uint256"), ("round", "uint256"), ("dataCid", "string"),
+    "revealHoldout",
+    ("jobId", "uint256"),
+    ("round", "uint256"),
+    ("dataCid", "string"),
     ("salt", "bytes32"),
 )
 REVEAL_SUBMISSION: Final = method(
-    "revealSubmission", ("jobId", "uint256"), ("round", "uint256"), ("modelCid", "string"),
+    "revealSubmission",
+    ("jobId", "uint256"),
+    ("round", "uint256"),
+    ("modelCid", "string"),
     ("salt", "bytes32"),
 )
 CLOSE_ROUND: Final = method("closeRound", ("jobId", "uint256"), ("round", "uint256"))
-EVALUATE: Final = method("evaluate", ("modelCid", "string"), ("dataCid", "string"),
-                         ("metric", "string"))
+EVALUATE: Final = method(
+    "evaluate", ("modelCid", "string"), ("dataCid", "string"), ("metric", "string")
+)
 
 ALL_INPUTS: Final[tuple[Method, ...]] = (
-    WITHDRAW_ETHER, WITHDRAW_ERC20, BEGIN_BLOB, PUT_CHUNK, ABORT_BLOB, CREATE_JOB,
-    CREATE_JOB_FROM_BALANCE, COMMIT_SUBMISSION, REVEAL_HOLDOUT, REVEAL_SUBMISSION, CLOSE_ROUND,
+    WITHDRAW_ETHER,
+    WITHDRAW_ERC20,
+    BEGIN_BLOB,
+    PUT_CHUNK,
+    ABORT_BLOB,
+    CREATE_JOB,
+    CREATE_JOB_FROM_BALANCE,
+    COMMIT_SUBMISSION,
+    REVEAL_HOLDOUT,
+    REVEAL_SUBMISSION,
+    CLOSE_ROUND,
     EVALUATE,
 )

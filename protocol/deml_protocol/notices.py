@@ -10,21 +10,41 @@ from typing import Any, Final
 
 from .abi import Method, method
 
-BLOB_STORED: Final = method("BlobStored", ("cid", "string"), ("size", "uint64"),
-                            ("uploader", "address"))
+BLOB_STORED: Final = method(
+    "BlobStored", ("cid", "string"), ("size", "uint64"), ("uploader", "address")
+)
 JOB_CREATED: Final = method(
-    "JobCreated", ("jobId", "uint256"), ("sponsor", "address"), ("asset", "address"),
-    ("reward", "uint256"), ("modelCid", "string"), ("metric", "string"), ("rounds", "uint32"),
+    "JobCreated",
+    ("jobId", "uint256"),
+    ("sponsor", "address"),
+    ("asset", "address"),
+    ("reward", "uint256"),
+    ("modelCid", "string"),
+    ("metric", "string"),
+    ("rounds", "uint32"),
 )
 ROUND_CLOSED: Final = method(
-    "RoundClosed", ("jobId", "uint256"), ("round", "uint256"), ("holdoutRevealed", "bool"),
-    ("baseline", "int256"), ("clients", "address[]"), ("scores", "int256[]"),
-    ("accepted", "bool[]"), ("newModelCid", "string"), ("paid", "address[]"),
-    ("amounts", "uint256[]"), ("carried", "uint256"), ("refund", "uint256"),
+    "RoundClosed",
+    ("jobId", "uint256"),
+    ("round", "uint256"),
+    ("holdoutRevealed", "bool"),
+    ("baseline", "int256"),
+    ("clients", "address[]"),
+    ("scores", "int256[]"),
+    ("accepted", "bool[]"),
+    ("newModelCid", "string"),
+    ("paid", "address[]"),
+    ("amounts", "uint256[]"),
+    ("carried", "uint256"),
+    ("refund", "uint256"),
 )
 EVALUATION: Final = method(
-    "Evaluation", ("modelCid", "string"), ("dataCid", "string"), ("metric", "string"),
-    ("score", "int256"), ("rows", "uint256"),
+    "Evaluation",
+    ("modelCid", "string"),
+    ("dataCid", "string"),
+    ("metric", "string"),
+    ("score", "int256"),
+    ("rows", "uint256"),
 )
 
 ALL_NOTICES: Final[tuple[Method, ...]] = (BLOB_STORED, JOB_CREATED, ROUND_CLOSED, EVALUATION)

@@ -13,10 +13,12 @@ from eth_abi.abi import decode, encode
 from .abi import method
 
 NOTICE: Final = method("Notice", ("payload", "bytes"))
-VOUCHER: Final = method("Voucher", ("destination", "address"), ("value", "uint256"),
-                        ("payload", "bytes"))
-DELEGATE_CALL_VOUCHER: Final = method("DelegateCallVoucher", ("destination", "address"),
-                                      ("payload", "bytes"))
+VOUCHER: Final = method(
+    "Voucher", ("destination", "address"), ("value", "uint256"), ("payload", "bytes")
+)
+DELEGATE_CALL_VOUCHER: Final = method(
+    "DelegateCallVoucher", ("destination", "address"), ("payload", "bytes")
+)
 
 
 def notice_output(payload: bytes) -> bytes:
@@ -32,7 +34,7 @@ def delegate_call_voucher_output(destination: str, payload: bytes) -> bytes:
 
 
 def output_type(raw: bytes) -> str:
-    """"Notice", "Voucher" or "DelegateCallVoucher" (node v2's ``decoded_data.type``)."""
+    """ "Notice", "Voucher" or "DelegateCallVoucher" (node v2's ``decoded_data.type``)."""
     for kind in (NOTICE, VOUCHER, DELEGATE_CALL_VOUCHER):
         if raw[:4] == kind.selector:
             return kind.name

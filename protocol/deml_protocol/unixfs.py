@@ -88,8 +88,16 @@ def encode_file_node(links: Sequence[PbLink], blocksizes: Sequence[int]) -> byte
     for link in links:
         name = link.name.encode()
         body = b"".join(
-            (b"\x0a", varint_encode(len(link.cid)), link.cid, b"\x12", varint_encode(len(name)),
-             name, b"\x18", varint_encode(link.tsize))
+            (
+                b"\x0a",
+                varint_encode(len(link.cid)),
+                link.cid,
+                b"\x12",
+                varint_encode(len(name)),
+                name,
+                b"\x18",
+                varint_encode(link.tsize),
+            )
         )
         parts += (b"\x12", varint_encode(len(body)), body)
     unixfs = b"\x08\x02\x18" + varint_encode(sum(blocksizes))

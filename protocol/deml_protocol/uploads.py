@@ -15,8 +15,9 @@ from .inputs import BEGIN_BLOB, PUT_CHUNK
 CHUNK_BYTES: Final = 64_512
 
 
-def upload_inputs(data: bytes, *, cid: str | None = None,
-                  version: int = 1) -> tuple[str, list[bytes]]:
+def upload_inputs(
+    data: bytes, *, cid: str | None = None, version: int = 1
+) -> tuple[str, list[bytes]]:
     """``(cid, payloads)``: the inputs that store ``data`` in the DApp, in sending order."""
     cid = str(parse_cid(cid)) if cid is not None else compute_cid(data, version=version)
     payloads = [BEGIN_BLOB.encode(cid, len(data))]
