@@ -9,7 +9,7 @@ submission, run, ROC AUC: the most expensive metric) for a grid of models and sh
 this host, fits ``t = fixed + rows * (per_row + per_unit * row_cost)`` and scales it to the
 Cartesi Machine with the factors below. ``row_cost`` is ``Scorer.row_cost``: the graph's
 cost per shard row from shape inference (multiply-adds, values written, per-row loops). The
-DApp's rule is ``rows * (row_cost + ROW_OVERHEAD) <= WORK_BUDGET`` (``dapp.evaluation``).
+DApp's rule is ``rows * (row_cost + ROW_OVERHEAD) <= WORK_BUDGET`` (``dapp.work_budget``).
 
 Next to honest models the grid holds *adversarial* graphs, each as costly per unit as its
 structure allows: one weight reused by 63 MatMuls, long chains of Softmax, broadcasting Add
@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
-from dapp import evaluation
+from dapp import work_budget
 from dapp.evaluation import Scorer
 from dapp.metrics import Metric
 from dapp.onnx_checks import check_same_graph, parse_model
@@ -69,7 +69,7 @@ class Point:
 
     @property
     def work(self) -> int:
-        return self.rows * (self.row_cost + evaluation.ROW_OVERHEAD)
+        return self.rows * (self.row_cost + work_budget.ROW_OVERHEAD)
 
 
 Weights = dict[str, npt.NDArray[Any]]
@@ -231,7 +231,7 @@ def structure_fits(points: list[Point]) -> list[tuple[str, float, float]]:
 
 def at_budget(fixed: float, per_unit: float) -> float:
     """Estimated emulator seconds of one evaluation at the full work budget."""
-    return (fixed + per_unit * evaluation.WORK_BUDGET) * SLOWDOWN
+    return (fixed + per_unit * work_budget.WORK_BUDGET) * SLOWDOWN
 
 
 def tables(points: list[Point]) -> list[str]:
@@ -269,9 +269,9 @@ def report(points: list[Point]) -> list[str]:
         f"per unit of row_cost {per_unit * 1e12:.2f} ps",
         f"budget for {TARGET_SECONDS} s at x{SLOWDOWN} from that fit: "
         f"rows x (row_cost + overhead) <= {budget:.3g}",
-        f"in dapp.evaluation: WORK_BUDGET = {evaluation.WORK_BUDGET:.3g}, ROW_OVERHEAD = "
-        f"{evaluation.ROW_OVERHEAD}, NODE_ROW_COST = {evaluation.NODE_ROW_COST}, "
-        f"ELEMENT_COST = {evaluation.ELEMENT_COST}",
+        f"in dapp.work_budget: WORK_BUDGET = {work_budget.WORK_BUDGET:.3g}, ROW_OVERHEAD = "
+        f"{work_budget.ROW_OVERHEAD}, NODE_ROW_COST = {work_budget.NODE_ROW_COST}, "
+        f"ELEMENT_COST = {work_budget.ELEMENT_COST}",
         "at the budget, estimated emulator time = "
         f"{at_budget(fixed, per_unit):.1f} s from the fit, {worst:.1f} s from the costliest "
         f"model (deadline {ADVANCE_DEADLINE_SECONDS} s)",

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from deml_protocol import inputs
+from deml_protocol.errors import InternalError, PayloadTooLarge, Rejected
 from deml_protocol.limits import MAX_INPUT_PAYLOAD
 
-from . import blobs, job_queries, jobs, ledger, rounds, scoring
+from . import blobs, inspector, jobs, ledger, rounds, scoring, settlement
 from .config import Config
 from .context import Context, Metadata, Output
-from .errors import InternalError, NotFound, PayloadTooLarge, Rejected
 from .router import Router
 from .state import State
 
@@ -36,8 +35,6 @@ log = logging.getLogger("dapp")
 
 #: Inspect replies are split into reports of at most this many bytes (tx buffer is 2 MiB).
 MAX_REPORT_BYTES = 1 << 20
-
-Query = Callable[[State, list[str]], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,33 +56,9 @@ def build_router() -> Router:
     router.add(inputs.COMMIT_SUBMISSION, rounds.handle_commit_submission)
     router.add(inputs.REVEAL_HOLDOUT, rounds.handle_reveal_holdout)
     router.add(inputs.REVEAL_SUBMISSION, rounds.handle_reveal_submission)
-    router.add(inputs.CLOSE_ROUND, rounds.handle_close_round)
+    router.add(inputs.CLOSE_ROUND, settlement.handle_close_round)
     router.add(inputs.EVALUATE, scoring.handle_evaluate)
     return router
-
-
-def build_queries() -> dict[str, Query]:
-    return {
-        "balances": lambda state, rest: ledger.inspect_balances(state, _one(rest, "balances")),
-        "blobs": _query_blobs,
-        "uploads": lambda state, rest: blobs.inspect_uploads(state, _one(rest, "uploads")),
-        "jobs": job_queries.query_jobs,
-        "models": job_queries.query_models,
-        "state": lambda state, rest: _state_summary(state, rest),
-    }
-
-
-def _query_blobs(state: State, rest: list[str]) -> Any:
-    if len(rest) == 3 and rest[1] == "data":
-        return blobs.inspect_blob_data(state, rest[0], rest[2])
-    return blobs.inspect_blob(state, _one(rest, "blobs or blobs/<cid>/data/<offset>"))
-
-
-def _state_summary(state: State, rest: list[str]) -> dict[str, Any]:
-    """``state/digest``: lets a node or a test compare replicas without dumping the state."""
-    if rest != ["digest"]:
-        raise NotFound("use state/digest")
-    return {"state_digest": state.digest()}
 
 
 @dataclass(slots=True)
@@ -93,7 +66,6 @@ class DApp:
     config: Config = field(default_factory=Config)
     state: State = field(default_factory=State)
     router: Router = field(default_factory=build_router)
-    queries: dict[str, Query] = field(default_factory=build_queries)
     #: Compiled ONNX Runtime scorers by job graph (dapp.scoring); a cache, not state.
     scorers: dict[str, Any] = field(default_factory=dict)
 
@@ -167,7 +139,7 @@ class DApp:
     def inspect(self, payload: bytes) -> tuple[bool, list[bytes]]:
         """Answer a query; (ok, JSON reports). Never changes the state."""
         try:
-            body = self._query(payload)
+            body = inspector.answer(self.state, payload)
         except Rejected as exc:
             return False, [_json(exc.as_report())]
         except Exception:
@@ -177,23 +149,6 @@ class DApp:
         text = _json(body)
         return True, [text[i : i + MAX_REPORT_BYTES] for i in range(0, len(text), MAX_REPORT_BYTES)]
 
-    def _query(self, payload: bytes) -> Any:
-        try:
-            path = payload.decode("utf-8").strip().strip("/")
-        except UnicodeDecodeError as exc:
-            raise NotFound("inspect payload must be a UTF-8 path like balances/0x…") from exc
-        head, *rest = path.split("/")
-        query = self.queries.get(head)
-        if query is None:
-            raise NotFound(f"unknown query {path!r}; try one of: {', '.join(sorted(self.queries))}")
-        return query(self.state, rest)
-
 
 def _json(body: Any) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _one(rest: list[str], name: str) -> str:
-    if len(rest) != 1 or not rest[0]:
-        raise NotFound(f"use {name}/<value>")
-    return rest[0]

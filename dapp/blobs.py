@@ -15,87 +15,31 @@ in ``state.counters`` (``blob_bytes`` and ``blob_bytes:<address>``): no per-inpu
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 from deml_protocol import notices
 from deml_protocol.cid import CidError, compute_cid, parse_cid, verify_content
+from deml_protocol.errors import (
+    BadArgument,
+    BlobExists,
+    BlobNotFound,
+    BlobTooLarge,
+    ChunkExceedsSize,
+    ChunkOutOfOrder,
+    CidMismatch,
+    DuplicateChunk,
+    InvalidCid,
+    NoSuchUpload,
+    QuotaExceeded,
+    TooManyUploads,
+    UploadExpired,
+    UploadInProgress,
+)
 
 from .config import BlobLimits
 from .context import Context
-from .errors import BadArgument, Rejected
+from .records import Blob, Upload
 from .state import State
-
-
-class InvalidCid(Rejected):
-    code = "invalid_cid"
-
-
-class BlobExists(Rejected):
-    code = "blob_exists"
-
-
-class BlobTooLarge(Rejected):
-    code = "blob_too_large"
-
-
-class QuotaExceeded(Rejected):
-    code = "quota_exceeded"
-
-
-class TooManyUploads(Rejected):
-    code = "too_many_uploads"
-
-
-class UploadInProgress(Rejected):
-    code = "upload_in_progress"
-
-
-class NoSuchUpload(Rejected):
-    code = "no_such_upload"
-
-
-class UploadExpired(Rejected):
-    code = "upload_expired"
-
-
-class ChunkOutOfOrder(Rejected):
-    code = "chunk_out_of_order"
-
-
-class DuplicateChunk(Rejected):
-    code = "duplicate_chunk"
-
-
-class ChunkExceedsSize(Rejected):
-    code = "chunk_exceeds_size"
-
-
-class CidMismatch(Rejected):
-    code = "cid_mismatch"
-
-
-class BlobNotFound(Rejected):
-    code = "blob_not_found"
-
-
-@dataclass(frozen=True, slots=True)
-class Blob:
-    cid: str
-    size: int
-    uploader: str
-    input_index: int
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    cid: str
-    uploader: str
-    size: int
-    chunks: tuple[bytes, ...]
-    received: int
-    started_ts: int
 
 
 def canonical_cid(text: str) -> str:
@@ -123,7 +67,14 @@ def handle_begin_blob(ctx: Context, *, cid: str, size: int) -> None:
     if mine >= limits.max_uploads_per_sender:
         raise TooManyUploads(f"you have {mine} unfinished uploads; finish or abortBlob one")
     _check_quota(state, sender, size, limits)  # would the whole blob fit right now?
-    upload = Upload(cid, sender, size, (), 0, ctx.meta.block_timestamp)
+    upload = Upload(
+        cid=cid,
+        uploader=sender,
+        size=size,
+        chunks=(),
+        received=0,
+        started_ts=ctx.meta.block_timestamp,
+    )
     if size == 0:
         _complete(ctx, upload)
     else:
@@ -190,7 +141,9 @@ def _complete(ctx: Context, upload: Upload) -> None:
     if upload.cid in ctx.state.blobs:  # someone else finished the same content first
         _count(ctx.state, upload.uploader, -len(data))
         return
-    ctx.state.blobs[upload.cid] = Blob(upload.cid, len(data), upload.uploader, ctx.meta.input_index)
+    ctx.state.blobs[upload.cid] = Blob(
+        cid=upload.cid, size=len(data), uploader=upload.uploader, input_index=ctx.meta.input_index
+    )
     ctx.state.blob_bytes[upload.cid] = data
     ctx.notice(notices.BLOB_STORED.encode(upload.cid, len(data), upload.uploader))
 
@@ -241,57 +194,6 @@ def blob_bytes(state: State, cid: str) -> bytes:
     return data
 
 
-#: Bytes per ``blobs/<cid>/data/<offset>`` page (base64 grows it by 4/3; reports hold 1 MiB).
-DATA_PAGE_BYTES = 512 * 1024
-
-
-def inspect_blob_data(state: State, cid: str, offset_text: str) -> dict[str, Any]:
-    """A page of a stored blob, so anyone can fetch e.g. a new global model from the DApp.
-    Verify what you assemble against the CID."""
-    data = blob_bytes(state, cid)
-    if not (offset_text.isascii() and offset_text.isdigit()) or int(offset_text) > len(data):
-        raise BadArgument(f"offset must be a number from 0 to {len(data)}")
-    offset = int(offset_text)
-    page = data[offset : offset + DATA_PAGE_BYTES]
-    end = offset + len(page)
-    return {
-        "cid": canonical_cid(cid),
-        "size": len(data),
-        "offset": offset,
-        "data_base64": base64.b64encode(page).decode(),
-        "next_offset": end if end < len(data) else None,
-    }
-
-
-def inspect_blob(state: State, cid: str) -> dict[str, Any]:
-    cid = canonical_cid(cid)
-    blob = state.blobs.get(cid)
-    if blob is not None:
-        return {
-            "cid": cid,
-            "status": "stored",
-            "size": blob.size,
-            "uploader": blob.uploader,
-            "input_index": blob.input_index,
-        }
-    uploads = [
-        {"uploader": u.uploader, "size": u.size, "received": u.received}
-        for (_, c), u in sorted(state.uploads.items())
-        if c == cid
-    ]
-    return {"cid": cid, "status": "uploading" if uploads else "absent", "uploads": uploads}
-
-
-def inspect_uploads(state: State, uploader: str) -> list[dict[str, Any]]:
-    """An uploader's unfinished uploads, to resume at ``received``."""
-    uploader = uploader.lower()
-    return [
-        {"cid": u.cid, "size": u.size, "received": u.received, "started_ts": u.started_ts}
-        for (who, _), u in sorted(state.uploads.items())
-        if who == uploader
-    ]
-
-
 def store_derived_blob(ctx: Context, data: bytes) -> str:
     """Store bytes the DApp made itself (an aggregated model); returns the CID (v1).
 
@@ -301,7 +203,9 @@ def store_derived_blob(ctx: Context, data: bytes) -> str:
     cid = compute_cid(data)
     if cid not in ctx.state.blobs:
         uploader = ctx.meta.app_contract
-        ctx.state.blobs[cid] = Blob(cid, len(data), uploader, ctx.meta.input_index)
+        ctx.state.blobs[cid] = Blob(
+            cid=cid, size=len(data), uploader=uploader, input_index=ctx.meta.input_index
+        )
         ctx.state.blob_bytes[cid] = data
         _count(ctx.state, uploader, len(data))
         ctx.notice(notices.BLOB_STORED.encode(cid, len(data), uploader))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Config
+from .records import Amount
 from .state import State
 
 
@@ -61,7 +62,7 @@ class Deposit:
 
     asset: str
     depositor: str
-    amount: int
+    amount: Amount
 
 
 @dataclass(slots=True)

@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 from onnx import ModelProto
 
-from .errors import Rejected
+from deml_protocol.errors import AggregationWeightsInvalid
+
 from .onnx_checks import (
     FloatArray,
     ParsedModel,
@@ -31,16 +32,12 @@ from .onnx_checks import (
     parse_model,
 )
 
-__all__ = ["AggregationWeightsInvalid", "fedavg", "serialize_with_weights"]
+__all__ = ["fedavg", "serialize_with_weights"]
 
 Float64Array = npt.NDArray[np.float64]
 
 #: Integer weights stay below 2**53 so each converts to float64 exactly.
 MAX_AGGREGATION_WEIGHT: Final = 2**53
-
-
-class AggregationWeightsInvalid(Rejected):
-    code = "aggregation_weights_invalid"
 
 
 def _checked_weight(weight: object) -> int:

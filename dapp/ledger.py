@@ -10,25 +10,17 @@ payloads are ``abi.encodePacked`` (fact sheet §2.3):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from deml_protocol import addresses
 from deml_protocol.abi import method
+from deml_protocol.errors import BadArgument, InsufficientBalance, MalformedDeposit
 
 from .context import Context, Deposit
-from .errors import BadArgument, Rejected
+from .records import Amount
 from .state import State
 
 UINT256_MAX = 2**256 - 1
 ERC20_TRANSFER = method("transfer", ("to", "address"), ("amount", "uint256"))
-
-
-class InsufficientBalance(Rejected):
-    code = "insufficient_balance"
-
-
-class MalformedDeposit(Rejected):
-    code = "malformed_deposit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +33,7 @@ def decode_ether_deposit(payload: bytes) -> PortalDeposit:
     if len(payload) < 52:
         raise MalformedDeposit(f"EtherPortal payload is {len(payload)} bytes; at least 52 needed")
     depositor = "0x" + payload[:20].hex()
-    amount = int.from_bytes(payload[20:52], "big")
+    amount = Amount(int.from_bytes(payload[20:52], "big"))
     return PortalDeposit(Deposit(addresses.ETHER, depositor, amount), payload[52:])
 
 
@@ -50,22 +42,22 @@ def decode_erc20_deposit(payload: bytes) -> PortalDeposit:
         raise MalformedDeposit(f"ERC20Portal payload is {len(payload)} bytes; at least 72 needed")
     token = "0x" + payload[:20].hex()
     depositor = "0x" + payload[20:40].hex()
-    amount = int.from_bytes(payload[40:72], "big")
+    amount = Amount(int.from_bytes(payload[40:72], "big"))
     return PortalDeposit(Deposit(token, depositor, amount), payload[72:])
 
 
-def balance_of(state: State, asset: str, owner: str) -> int:
-    return int(state.balances.get((asset, owner), 0))
+def balance_of(state: State, asset: str, owner: str) -> Amount:
+    return state.balances.get((asset, owner), Amount(0))
 
 
-def credit(state: State, asset: str, owner: str, amount: int) -> None:
-    total = balance_of(state, asset, owner) + amount
+def credit(state: State, asset: str, owner: str, amount: Amount) -> None:
+    total = Amount(balance_of(state, asset, owner) + amount)
     if total > UINT256_MAX:
         raise BadArgument(f"balance of {owner} in {asset} would exceed uint256")
     state.balances[(asset, owner)] = total
 
 
-def debit(state: State, asset: str, owner: str, amount: int) -> None:
+def debit(state: State, asset: str, owner: str, amount: Amount) -> None:
     have = balance_of(state, asset, owner)
     if amount > have:
         raise InsufficientBalance(
@@ -74,7 +66,7 @@ def debit(state: State, asset: str, owner: str, amount: int) -> None:
     if amount == have:
         state.balances.pop((asset, owner), None)  # no zero rows: the digest stays canonical
     else:
-        state.balances[(asset, owner)] = have - amount
+        state.balances[(asset, owner)] = Amount(have - amount)
 
 
 def asset_name(asset: str) -> str:
@@ -83,7 +75,7 @@ def asset_name(asset: str) -> str:
 
 def handle_withdraw_ether(ctx: Context, *, amount: int) -> None:
     _check_positive(amount)
-    debit(ctx.state, addresses.ETHER, ctx.sender, amount)
+    debit(ctx.state, addresses.ETHER, ctx.sender, Amount(amount))
     ctx.voucher(ctx.sender, amount, b"")
 
 
@@ -92,11 +84,11 @@ def handle_withdraw_erc20(ctx: Context, *, token: str, amount: int) -> None:
     token = token.lower()
     if token == addresses.ETHER:
         raise BadArgument("the zero address is not a token; use withdrawEther for ether")
-    debit(ctx.state, token, ctx.sender, amount)
+    debit(ctx.state, token, ctx.sender, Amount(amount))
     ctx.voucher(token, 0, ERC20_TRANSFER.encode(ctx.sender, amount))
 
 
-def pay(ctx: Context, asset: str, recipient: str, amount: int) -> None:
+def pay(ctx: Context, asset: str, recipient: str, amount: Amount) -> None:
     """Send ``amount`` straight out of the app by voucher (money already held in escrow)."""
     if asset == addresses.ETHER:
         ctx.voucher(recipient, amount, b"")
@@ -107,18 +99,3 @@ def pay(ctx: Context, asset: str, recipient: str, amount: int) -> None:
 def _check_positive(amount: int) -> None:
     if amount <= 0:
         raise BadArgument(f"amount must be positive, got {amount}")
-
-
-def inspect_balances(state: State, owner: str) -> dict[str, Any]:
-    """Decimal strings, not JSON numbers: wei overflows a double."""
-    try:
-        owner = addresses.normalize_address(owner)
-    except ValueError as exc:
-        raise BadArgument(str(exc)) from exc
-    tokens = {
-        asset: str(amount)
-        for (asset, holder), amount in sorted(state.balances.items())
-        if holder == owner and asset != addresses.ETHER
-    }
-    ether = str(balance_of(state, addresses.ETHER, owner))
-    return {"address": owner, "ether": ether, "erc20": tokens}

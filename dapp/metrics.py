@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+
+from deml_protocol.metrics import Metric
 
 __all__ = [
     "LOG_LOSS_EPSILON",
@@ -56,19 +57,6 @@ LOG_LOSS_EPSILON: Final = 1e-15
 Probabilities = npt.NDArray[np.floating]
 Labels = npt.NDArray[np.int64]  # [N], each in [0, C)
 Values = npt.NDArray[np.float64]  # [N]
-
-
-class Metric(StrEnum):
-    ACCURACY = "accuracy"
-    LOG_LOSS = "log_loss"
-    ROC_AUC = "roc_auc"
-    RMSE = "rmse"
-    MAE = "mae"
-    R2 = "r2"
-
-    @property
-    def is_classification(self) -> bool:
-        return self in (Metric.ACCURACY, Metric.LOG_LOSS, Metric.ROC_AUC)
 
 
 @dataclass(frozen=True, slots=True)

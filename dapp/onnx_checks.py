@@ -27,22 +27,23 @@ import numpy.typing as npt
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
 
-from .errors import Rejected
+from deml_protocol.errors import (
+    GraphMismatch,
+    InitializerMismatch,
+    ModelFeatureNotAllowed,
+    ModelIoInvalid,
+    ModelTooLarge,
+    ModelUnparseable,
+    NonFiniteWeights,
+    OperatorNotAllowed,
+    TooManyNodes,
+)
 
 __all__ = [
     "ALLOWED_OPERATORS",
     "MAX_MODEL_BYTES",
     "MAX_NODES",
-    "GraphMismatch",
-    "InitializerMismatch",
-    "ModelFeatureNotAllowed",
-    "ModelIoInvalid",
-    "ModelTooLarge",
-    "ModelUnparseable",
-    "NonFiniteWeights",
-    "OperatorNotAllowed",
     "ParsedModel",
-    "TooManyNodes",
     "check_same_graph",
     "check_weights_match",
     "parse_model",
@@ -96,52 +97,6 @@ _SCALAR_ATTRIBUTES: Final = frozenset(
         AttributeProto.STRINGS,
     }
 )
-
-
-class ModelTooLarge(Rejected):
-    code = "model_too_large"
-
-
-class ModelUnparseable(Rejected):
-    """Not an ONNX ModelProto, or one whose tensors do not hold the data their dims need."""
-
-    code = "model_unparseable"
-
-
-class TooManyNodes(Rejected):
-    code = "too_many_nodes"
-
-
-class OperatorNotAllowed(Rejected):
-    code = "operator_not_allowed"
-
-
-class ModelFeatureNotAllowed(Rejected):
-    """Functions, subgraphs, external or sparse data, other domains, IR/opset or dtypes."""
-
-    code = "model_feature_not_allowed"
-
-
-class ModelIoInvalid(Rejected):
-    """The model must take one float32 ``[N, d]`` input and give one float output."""
-
-    code = "model_io_invalid"
-
-
-class GraphMismatch(Rejected):
-    """A submission's graph differs from the job's in something other than weight values."""
-
-    code = "graph_mismatch"
-
-
-class InitializerMismatch(Rejected):
-    """A submission's initializers differ from the job's in name, shape, dtype or constant."""
-
-    code = "initializer_mismatch"
-
-
-class NonFiniteWeights(Rejected):
-    code = "non_finite_weights"
 
 
 FloatArray = npt.NDArray[np.float32]

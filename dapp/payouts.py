@@ -9,27 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .records import Amount
 
-def proportional(budget: int, gains: Sequence[int]) -> tuple[list[int], int]:
+
+def proportional(budget: Amount, gains: Sequence[int]) -> tuple[list[Amount], Amount]:
     """Shares proportional to each accepted submission's gain over the baseline (gains > 0)."""
     if any(gain <= 0 for gain in gains):
         raise ValueError("proportional shares need positive gains")
     total = sum(gains)
     if total == 0:
         return [], budget
-    shares = [budget * gain // total for gain in gains]
-    return shares, budget - sum(shares)
+    shares = [Amount(budget * gain // total) for gain in gains]
+    return shares, Amount(budget - sum(shares))
 
 
-def equal(budget: int, count: int) -> tuple[list[int], int]:
+def equal(budget: Amount, count: int) -> tuple[list[Amount], Amount]:
     """Equal shares: the sponsor never revealed the shard, so every passing model is paid."""
     if count == 0:
         return [], budget
-    share = budget // count
-    return [share] * count, budget - share * count
+    share = Amount(budget // count)
+    return [share] * count, Amount(budget - share * count)
 
 
-def round_budgets(escrow: int, rounds: int) -> list[int]:
+def round_budgets(escrow: Amount, rounds: int) -> list[Amount]:
     """The escrow split over rounds; the first round also takes the division's remainder."""
-    base = escrow // rounds
-    return [base + escrow - base * rounds] + [base] * (rounds - 1)
+    base = Amount(escrow // rounds)
+    return [Amount(base + escrow - base * rounds)] + [base] * (rounds - 1)

@@ -7,13 +7,25 @@ rejects odd digit counts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
 
 class RollupError(RuntimeError):
     """The rollup server refused a call: a bug on our side, not bad input."""
+
+
+class Rollup(Protocol):
+    """What the rollup loop needs of the guest API; :class:`RollupServer` speaks it over HTTP."""
+
+    def finish(self, status: str) -> dict[str, Any]: ...
+
+    def notice(self, payload: bytes) -> int: ...
+
+    def voucher(self, destination: str, value: int, payload: bytes) -> int: ...
+
+    def report(self, payload: bytes) -> None: ...
 
 
 class RollupServer:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from eth_abi.exceptions import DecodingError
 
 from deml_protocol.abi import Method
+from deml_protocol.errors import BadAbi, EmptyPayload, UnknownSelector
 
 from .context import Context
-from .errors import BadAbi, EmptyPayload, UnknownSelector
 
 Handler = Callable[..., None]
 

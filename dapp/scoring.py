@@ -14,18 +14,15 @@ import hashlib
 import numpy as np
 
 from deml_protocol import notices
+from deml_protocol.errors import ShardTooLarge, UnknownMetric
 
 from .blobs import blob_bytes, canonical_cid
 from .context import Context
-from .errors import Rejected
-from .evaluation import Evaluation, Scorer, check_memory_budget, check_work_budget, evaluate
+from .evaluation import Evaluation, Scorer, evaluate
 from .metrics import Metric
 from .onnx_checks import ParsedModel, check_same_graph, parse_model
-from .shards import Shard, ShardTooLarge, load_shard
-
-
-class UnknownMetric(Rejected):
-    code = "unknown_metric"
+from .shards import Shard, load_shard
+from .work_budget import check_memory_budget, check_work_budget
 
 
 def parse_metric(name: str) -> Metric:

@@ -6,12 +6,12 @@ import logging
 
 from .app import DApp
 from .context import Metadata, Notice
-from .rollup import RollupServer
+from .rollup import Rollup
 
 log = logging.getLogger("dapp")
 
 
-def serve(rollup: RollupServer, dapp: DApp) -> None:
+def serve(rollup: Rollup, dapp: DApp) -> None:
     """Run forever. Bad input never ends this loop; only a broken rollup server does."""
     status = "accept"
     while True:
@@ -31,7 +31,7 @@ def serve(rollup: RollupServer, dapp: DApp) -> None:
             status = "reject"
 
 
-def _advance(rollup: RollupServer, dapp: DApp, meta: Metadata, payload: bytes) -> str:
+def _advance(rollup: Rollup, dapp: DApp, meta: Metadata, payload: bytes) -> str:
     result = dapp.advance(meta, payload)
     for output in result.outputs:
         if isinstance(output, Notice):

@@ -19,18 +19,11 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib import format as npy_format
 
-from .errors import Rejected
+from deml_protocol.errors import ShardInvalid, ShardTooLarge
+
 from .metrics import Metric
 
-__all__ = [
-    "MAX_SHARD_ARRAY_BYTES",
-    "MAX_SHARD_BYTES",
-    "MAX_SHARD_ROWS",
-    "Shard",
-    "ShardInvalid",
-    "ShardTooLarge",
-    "load_shard",
-]
+__all__ = ["MAX_SHARD_ARRAY_BYTES", "MAX_SHARD_BYTES", "MAX_SHARD_ROWS", "Shard", "load_shard"]
 
 #: Bytes of the ``.npz`` blob itself.
 MAX_SHARD_BYTES: Final = 8 * 1024 * 1024
@@ -43,16 +36,6 @@ MAX_LABEL: Final = 1_000_000
 _MEMBERS: Final = ("X.npy", "y.npy")
 
 AnyArray = npt.NDArray[Any]
-
-
-class ShardTooLarge(Rejected):
-    code = "shard_too_large"
-
-
-class ShardInvalid(Rejected):
-    """Not an ``.npz`` of finite float32 ``X [rows, d]`` and ``y [rows]`` fit for the metric."""
-
-    code = "shard_invalid"
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -13,17 +13,15 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # the record types live with the rules that make them
-    from .blobs import Blob, Upload
-    from .jobs import Job, Round, Submission
+from .records import Amount, Blob, Job, Round, Submission, Upload
 
 
 @dataclass(slots=True)
 class State:
     #: (asset, owner) -> amount in base units; asset is a token address or ETHER (zero address).
-    balances: dict[tuple[str, str], int] = field(default_factory=dict)
+    balances: dict[tuple[str, str], Amount] = field(default_factory=dict)
     #: Named monotonic counters (next job id, ...).
     counters: dict[str, int] = field(default_factory=dict)
     #: CID -> stored blob record (see dapp.blobs).

@@ -70,7 +70,7 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class _BadRequest(Exception):
+class BadRequest(Exception):
     pass
 
 
@@ -83,7 +83,10 @@ class GuestServer:
         self._closing = False
         self._httpd = _QuietServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for the loop to look (the default 0.5 s per stop).
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -155,7 +158,7 @@ class GuestServer:
     # ---- HTTP side (called from handler threads) -----------------------------------------
     def finish(self, status: Any) -> dict[str, Any] | None:
         if status not in ("accept", "reject"):
-            raise _BadRequest("status must be 'accept' or 'reject'")
+            raise BadRequest("status must be 'accept' or 'reject'")
         with self._cond:
             if self._current is not None:
                 self._complete(self._current, "accepted" if status == "accept" else "rejected")
@@ -170,7 +173,7 @@ class GuestServer:
         with self._cond:
             current = self._current
             if current is None:
-                raise _BadRequest("no request is being processed; call /finish first")
+                raise BadRequest("no request is being processed; call /finish first")
             if path == "/report":
                 current.result.reports.append(_payload(body))
                 return None
@@ -179,7 +182,7 @@ class GuestServer:
                 self._complete(current, "exception")
                 return None
             if current.kind != "advance_state":
-                raise _BadRequest("outputs can only be emitted while processing an advance")
+                raise BadRequest("outputs can only be emitted while processing an advance")
             index = self._next_index + len(current.result.outputs)
             current.result.outputs.append(Output(index, _output(path, body)))
             return {"index": index}
@@ -198,28 +201,28 @@ class GuestServer:
 def _payload(body: dict[str, Any], name: str = "payload") -> bytes:
     text = body.get(name)
     if not isinstance(text, str):
-        raise _BadRequest(f"missing field `{name}`")
+        raise BadRequest(f"missing field `{name}`")
     try:
         return bytes.fromhex(text[2:])  # like the real server: the 0x is dropped unchecked
     except ValueError as exc:
-        raise _BadRequest(f"invalid hex in `{name}`: {exc}") from exc
+        raise BadRequest(f"invalid hex in `{name}`: {exc}") from exc
 
 
 def _address(body: dict[str, Any]) -> str:
     text = body.get("destination")
     if not isinstance(text, str) or len(text) != 42:
-        raise _BadRequest("address not valid")
+        raise BadRequest("address not valid")
     try:
         bytes.fromhex(text[2:])
     except ValueError:
-        raise _BadRequest("address not valid") from None
+        raise BadRequest("address not valid") from None
     return "0x" + text[2:].lower()
 
 
 def _value(body: dict[str, Any]) -> int:
     text = body.get("value", "0x" + "0" * 64)
     if not isinstance(text, str) or not _VALUE.match(text) or len(text) % 2:
-        raise _BadRequest("value must be 0x followed by an even number (up to 64) of hex digits")
+        raise BadRequest("value must be 0x followed by an even number (up to 64) of hex digits")
     return int(text, 16)
 
 
@@ -247,7 +250,7 @@ def _make_handler(server: GuestServer) -> type[BaseHTTPRequestHandler]:
             try:
                 body = self._json()
                 self._route(body)
-            except _BadRequest as exc:
+            except BadRequest as exc:
                 self._send(400, str(exc).encode(), "text/plain")
 
         def _route(self, body: dict[str, Any]) -> None:
@@ -269,16 +272,16 @@ def _make_handler(server: GuestServer) -> type[BaseHTTPRequestHandler]:
         def _json(self) -> dict[str, Any]:
             header = self.headers.get("Content-Length", "0")
             if not (header.isascii() and header.isdigit()):
-                raise _BadRequest("Content-Length must be a non-negative integer")
+                raise BadRequest("Content-Length must be a non-negative integer")
             length = int(header)
             if length > JSON_BODY_LIMIT:
-                raise _BadRequest("JSON payload is larger than allowed")
+                raise BadRequest("JSON payload is larger than allowed")
             try:
                 body = json.loads(self.rfile.read(length) or b"null")
             except json.JSONDecodeError as exc:
-                raise _BadRequest(f"Json deserialize error: {exc}") from exc
+                raise BadRequest(f"Json deserialize error: {exc}") from exc
             if not isinstance(body, dict):
-                raise _BadRequest("Json deserialize error: expected an object")
+                raise BadRequest("Json deserialize error: expected an object")
             return body
 
         def _send(self, code: int, data: bytes, content_type: str) -> None:

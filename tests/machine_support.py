@@ -1,14 +1,19 @@
-"""Helpers for tests that drive the real DApp process through the guest API server."""
+"""Helpers for tests that drive the DApp through the guest API server.
+
+A ``Driver`` takes any machine with ``advance`` and ``inspect``: an ``InProcessMachine`` (the
+DApp in a thread, no HTTP: rule tests) or a ``HostMachine`` (the real ``python -m dapp``
+process over HTTP: tests of the loop itself).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from deml_protocol import addresses
 from devnet.guest_server import Result
-from devnet.host_machine import HostMachine
 
 APP = "0x" + "ab" * 20
 ALICE = "0x" + "a1" * 20
@@ -16,11 +21,17 @@ BOB = "0x" + "b0" * 20
 TOKEN = "0x" + "70" * 20
 
 
+class Machine(Protocol):
+    def advance(self, metadata: Mapping[str, Any], payload: bytes) -> Result: ...
+
+    def inspect(self, payload: bytes) -> Result: ...
+
+
 @dataclass
 class Driver:
     """Feeds inputs with increasing index and block time, like a chain would."""
 
-    machine: HostMachine
+    machine: Machine
     input_index: int = 0
     timestamp: int = 1_700_000_000
     results: list[Result] = field(default_factory=list)

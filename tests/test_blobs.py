@@ -13,7 +13,7 @@ from deml_protocol import inputs
 from deml_protocol.cid import compute_cid
 from deml_protocol.notices import decode_notice
 from deml_protocol.uploads import CHUNK_BYTES, upload_inputs
-from devnet.host_machine import HostMachine
+from devnet.in_process import InProcessMachine
 from tests.machine_support import ALICE, BOB, Driver, error_of
 
 QUOTAS = {
@@ -31,7 +31,7 @@ def pseudo_random(size: int, seed: bytes = b"") -> bytes:
 
 @pytest.fixture
 def dapp() -> Iterator[Driver]:
-    with HostMachine(env=QUOTAS) as machine:
+    with InProcessMachine(env=QUOTAS) as machine:
         yield Driver(machine)
 
 

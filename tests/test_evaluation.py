@@ -19,13 +19,13 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from dapp import evaluation, metrics, onnx_checks, shards
-from dapp.errors import Rejected
+from dapp import evaluation, metrics, onnx_checks, shards, work_budget
 from dapp.evaluation import Evaluation, Scorer, evaluate
 from dapp.metrics import PPM, SCORE_MIN, Metric
 from dapp.onnx_checks import check_same_graph, parse_model
 from dapp.shards import Shard, load_shard
 from deml_console import model_zoo
+from deml_protocol.errors import Rejected
 
 RNG_SEED = 20240601
 Dataset = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
@@ -381,9 +381,9 @@ def test_shard_must_fit_the_model(cancer_shards: dict[Metric, Shard]) -> None:
 
 
 def test_work_budget() -> None:
-    most = evaluation.WORK_BUDGET // 10_000 - evaluation.ROW_OVERHEAD
-    evaluation.check_work_budget(10_000, most)
-    assert code_of(lambda: evaluation.check_work_budget(10_000, most + 1)) == (
+    most = work_budget.WORK_BUDGET // 10_000 - work_budget.ROW_OVERHEAD
+    work_budget.check_work_budget(10_000, most)
+    assert code_of(lambda: work_budget.check_work_budget(10_000, most + 1)) == (
         "work_budget_exceeded"
     )
 
@@ -392,9 +392,9 @@ def test_work_budget() -> None:
     def row_cost(hidden: int) -> int:
         return Scorer.compile(parse_model(model_zoo.mlp([30, hidden, hidden, 2]))).row_cost
 
-    evaluation.check_work_budget(10_000, row_cost(64) * 2)
-    evaluation.check_work_budget(10_000, row_cost(146))
-    assert code_of(lambda: evaluation.check_work_budget(10_000, row_cost(147))) == (
+    work_budget.check_work_budget(10_000, row_cost(64) * 2)
+    work_budget.check_work_budget(10_000, row_cost(146))
+    assert code_of(lambda: work_budget.check_work_budget(10_000, row_cost(147))) == (
         "work_budget_exceeded"
     )
     big = model_zoo.mlp([1, 256, 256, 2], seed=0)
@@ -404,7 +404,7 @@ def test_work_budget() -> None:
     )
     assert code_of(lambda: evaluate(big, shard, Metric.ACCURACY)) == "work_budget_exceeded"
     # every tensor together stays far below the RAM, even if all were alive at once
-    assert 4 * evaluation.WORK_BUDGET // evaluation.ELEMENT_COST <= 64 * 1024 * 1024
+    assert 4 * work_budget.WORK_BUDGET // work_budget.ELEMENT_COST <= 64 * 1024 * 1024
 
 
 def _graph(
@@ -432,7 +432,7 @@ def reused_weight_chain(count: int) -> bytes:
     return _graph(nodes, {"W": np.eye(30, dtype=np.float32)}, 30, f"h{count}", 30)
 
 
-ROW_LOOP, VALUE = evaluation.NODE_ROW_COST, evaluation.ELEMENT_COST
+ROW_LOOP, VALUE = work_budget.NODE_ROW_COST, work_budget.ELEMENT_COST
 F32, I64 = np.float32, np.int64
 
 
@@ -580,7 +580,7 @@ def test_an_honest_mlp_passes_the_budget(cancer_shards: dict[Metric, Shard]) -> 
     model = model_zoo.mlp([30, 64, 64, 2], seed=0)
     scorer = Scorer.compile(parse_model(model))
     assert scorer.row_cost < 3 * scorer.graph.params
-    evaluation.check_work_budget(10_000, scorer.row_cost)
+    work_budget.check_work_budget(10_000, scorer.row_cost)
     rows = 10_000
     X = np.random.default_rng(RNG_SEED).standard_normal((rows, 30)).astype(np.float32)
     shard = load_shard(npz(X=X, y=(X[:, 0] > 0).astype(np.int64)), Metric.ROC_AUC)
@@ -613,11 +613,11 @@ def test_memory_budget() -> None:
         "Y",
         4096,
     )
-    rows = evaluation.MAX_TENSOR_BYTES // (4 * 4096) + 1
+    rows = work_budget.MAX_TENSOR_BYTES // (4 * 4096) + 1
     shard = load_shard(
         npz(X=np.ones((rows, 1), dtype=np.float32), y=np.arange(rows) % 2), Metric.ACCURACY
     )
-    evaluation.check_work_budget(rows, Scorer.compile(parse_model(wide)).row_cost)
+    work_budget.check_work_budget(rows, Scorer.compile(parse_model(wide)).row_cost)
     assert code_of(lambda: evaluate(wide, shard, Metric.ACCURACY)) == "memory_budget_exceeded"
     fits = load_shard(
         npz(X=np.ones((rows - 1, 1), dtype=np.float32), y=np.arange(rows - 1) % 2), Metric.ACCURACY

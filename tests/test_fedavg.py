@@ -10,10 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dapp.errors import Rejected
 from dapp.fedavg import fedavg, serialize_with_weights
 from dapp.onnx_checks import ParsedModel, check_same_graph, parse_model
 from deml_console import model_zoo
+from deml_protocol.errors import Rejected
 
 SIZES = [6, 5, 3]
 

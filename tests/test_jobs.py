@@ -21,6 +21,7 @@ from deml_protocol.notices import decode_notice
 from demo.marketplace import WINDOW, Market, salt_for, upload
 from devnet.guest_server import Result
 from devnet.host_machine import HostMachine
+from devnet.in_process import InProcessMachine
 from tests.machine_support import ALICE, BOB, Driver, error_of
 
 CAROL, DAVE, ERIN = "0x" + "c0" * 20, "0x" + "d0" * 20, "0x" + "e0" * 20
@@ -29,7 +30,7 @@ ETH = 10**18
 
 @pytest.fixture
 def market() -> Iterator[Market]:
-    with HostMachine() as machine:
+    with InProcessMachine() as machine:
         yield Market(Driver(machine), sponsor=ALICE, clients=[BOB, CAROL, DAVE, ERIN])
 
 
@@ -181,7 +182,7 @@ def test_commit_and_reveal_rules(open_round: Market) -> None:
     assert m.net.send(CAROL, inputs.CLOSE_ROUND.encode(job, 0)).status == "accepted"
     assert_rejected(m, CAROL, inputs.CLOSE_ROUND.encode(job, 0), "round_closed")
     assert_rejected(m, CAROL, inputs.CLOSE_ROUND.encode(job, 2), "round_not_current")
-    assert m.net.query(f"jobs/{job}/rounds/\u00b2")["error"] == "not_found"
+    assert m.net.query(f"jobs/{job}/rounds/\u00b2")["error"] == "bad_argument"
     assert m.net.query("jobs/\u00b2")["error"] == "bad_argument"
 
 

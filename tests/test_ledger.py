@@ -10,7 +10,7 @@ from eth_hash.auto import keccak
 
 from deml_protocol import inputs
 from deml_protocol.limits import MAX_INPUT_PAYLOAD
-from devnet.host_machine import HostMachine
+from devnet.in_process import InProcessMachine
 from tests.machine_support import ALICE, BOB, TOKEN, Driver, error_of
 
 ETH = 10**18
@@ -18,7 +18,7 @@ ETH = 10**18
 
 @pytest.fixture
 def dapp() -> Iterator[Driver]:
-    with HostMachine() as machine:
+    with InProcessMachine() as machine:
         yield Driver(machine)
 
 
@@ -131,5 +131,15 @@ def test_deposit_with_call_runs_as_depositor(dapp: Driver) -> None:
 
 
 def test_unknown_inspect_path_is_a_named_error(dapp: Driver) -> None:
-    assert dapp.query("nonsense/1")["error"] == "not_found"
+    assert dapp.query("nonsense/1")["error"] == "unknown_query"
     assert dapp.query("balances/0x12")["error"] == "bad_argument"
+    assert dapp.query("jobs/1/rounds/x")["error"] == "bad_argument"
+    assert dapp.query("jobs/1/nonsense")["error"] == "unknown_query"
+    assert dapp.query("jobs/1")["error"] == "no_such_job"
+
+
+def test_inspect_reply_is_bounded_for_a_huge_unknown_path(dapp: Driver) -> None:
+    """The detail quotes at most 200 characters of the path: a 1 MiB path cannot make a
+    report the guest API refuses."""
+    result = dapp.machine.inspect(b"x" * (1 << 20))
+    assert result.status == "rejected" and len(b"".join(result.reports)) < 2_000

@@ -8,7 +8,7 @@ and anything fetched block by block is hashed before it is parsed. Pick a store 
 Errors (all carry a stable ``code`` the console prints)::
 
     StoreError                      store_error
-    ├── BlobNotFound (LookupError)  blob_not_found      the store does not have it
+    ├── BlobNotFound (LookupError)  store_blob_not_found the store does not have it
     ├── IntegrityError              blob_integrity      bytes do not match the CID
     ├── BadResponse                 store_bad_response  the service answered nonsense
     ├── StoreUnavailable            store_unavailable   cannot reach it / it timed out
@@ -75,7 +75,7 @@ class StoreError(Exception):
 
 
 class BlobNotFound(StoreError, LookupError):
-    code: ClassVar[str] = "blob_not_found"
+    code: ClassVar[str] = "store_blob_not_found"
 
 
 class IntegrityError(StoreError):

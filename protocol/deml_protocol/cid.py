@@ -88,7 +88,7 @@ _PREFIX: Final = {
 class CidMismatch(CidError):
     """Bytes whose hash is not the one their CID names: corrupted or substituted data."""
 
-    code: ClassVar[str] = "cid_mismatch"
+    code: ClassVar[str] = "cid_content_mismatch"
 
 
 def _name(table: dict[int, str], code: int) -> str:

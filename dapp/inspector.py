@@ -1,0 +1,45 @@
+"""Where a query goes: inspect path -> declared query -> view -> JSON reports.
+
+Routed like advance inputs (``dapp.router``): every query is declared in
+``deml_protocol.queries`` with typed parameters, one parser (:func:`deml_protocol.queries.match`)
+turns a path into the query and its parameters, and :data:`VIEWS` names the view that
+answers it. A query never changes the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from deml_protocol import queries
+from deml_protocol.errors import UnknownQuery
+
+from . import views
+from .state import State
+
+__all__ = ["VIEWS", "answer"]
+
+View = Callable[..., Any]
+
+VIEWS: Final[dict[queries.Query[Any], View]] = {
+    queries.BALANCES: views.balances,
+    queries.BLOB: views.blob,
+    queries.BLOB_DATA: views.blob_data,
+    queries.UPLOADS: views.uploads,
+    queries.JOBS: views.jobs,
+    queries.JOB: views.job,
+    queries.ROUND: views.round_view,
+    queries.LEADERBOARD: views.leaderboard,
+    queries.LATEST_MODEL: views.latest_model,
+    queries.STATE_DIGEST: views.state_digest,
+}
+
+
+def answer(state: State, payload: bytes) -> Any:
+    """The reply to an inspect payload (a UTF-8 path); raises ``Rejected`` for a bad one."""
+    try:
+        path = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnknownQuery("inspect payload must be a UTF-8 path like balances/0x…") from exc
+    query, params = queries.match(path)
+    return VIEWS[query](state, **params)

@@ -1,0 +1,118 @@
+"""Closing a round (ARCHITECTURE.md §3 step 6): who is accepted, who is paid, the next model.
+
+``closeRound`` may be sent by anyone once the reveal window is over. With a revealed shard,
+the models that beat the baseline by at least the job's minimum gain share the round's
+budget (plus forfeited bonds) in proportion to their gain, and their FedAvg becomes the next
+global model; without one, every revealed model that passed the checks gets an equal share
+and the global model stays. Remainders carry to the next round, or go back to the sponsor
+after the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from deml_protocol import notices
+from deml_protocol.errors import RoundNotOver
+
+from . import ledger, payouts
+from .blobs import store_derived_blob
+from .context import Context
+from .fedavg import fedavg
+from .jobs import open_round
+from .records import Amount, Job, Round, Score, Submission
+from .rounds import current_round
+from .scoring import checked_model, scorer_for, weights_fingerprint
+
+__all__ = ["handle_close_round"]
+
+
+def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:  # noqa: N803, A002
+    job, rnd = current_round(ctx, jobId, round)
+    now = ctx.meta.block_timestamp
+    if now < rnd.reveal_end_ts:
+        raise RoundNotOver(f"round {round} can be closed from {rnd.reveal_end_ts}; now is {now}")
+    subs = [ctx.state.submissions[(jobId, round, c)] for c in rnd.committers]
+    revealed = sorted(
+        (s for s in subs if s.model_cid is not None), key=lambda s: s.reveal_input or 0
+    )
+    forfeited = sum(s.bond for s in subs if s.model_cid is None)
+    budget = Amount(rnd.budget + forfeited)
+    if rnd.baseline is not None:
+        winners = _accepted(revealed, rnd.baseline, job.spec.min_gain)
+        shares, carried = payouts.proportional(
+            budget, [(s.score or 0) - rnd.baseline for s in winners]
+        )
+        new_model = _aggregate(ctx, job, rnd, winners)
+    else:  # no shard: models are checked, not scored, and passing ones share equally
+        winners = [s for s in revealed if not s.is_copy]
+        shares, carried = payouts.equal(budget, len(winners))
+        new_model = rnd.model_cid
+    for sub, amount in zip(winners, shares, strict=True):
+        if amount:
+            ledger.pay(ctx, job.asset, sub.client, amount)
+    _finish_round(ctx, job, rnd, revealed, winners, shares, carried, new_model)
+
+
+def _accepted(revealed: list[Submission], baseline: Score, min_gain: int) -> list[Submission]:
+    """Beat the baseline by at least ``max(min_gain, 1)``; copies never count."""
+    need = max(min_gain, 1)
+    return [
+        s for s in revealed if not s.is_copy and s.score is not None and s.score - baseline >= need
+    ]
+
+
+def _aggregate(ctx: Context, job: Job, rnd: Round, winners: list[Submission]) -> str:
+    if not winners:
+        return rnd.model_cid
+    graph_cid = job.spec.model_cid
+    models = (checked_model(ctx, graph_cid, s.model_cid or "") for s in winners)  # one at a time
+    new_cid = store_derived_blob(ctx, fedavg(scorer_for(ctx, graph_cid).graph, models))
+    fingerprint = weights_fingerprint(checked_model(ctx, graph_cid, new_cid))
+    ctx.state.fingerprints.setdefault((job.id, fingerprint), "global")
+    return new_cid
+
+
+def _finish_round(
+    ctx: Context,
+    job: Job,
+    rnd: Round,
+    revealed: list[Submission],
+    winners: list[Submission],
+    shares: list[Amount],
+    carried: Amount,
+    new_model: str,
+) -> None:
+    now, last = ctx.meta.block_timestamp, rnd.index == job.spec.rounds - 1
+    refund = carried if last else Amount(0)
+    if refund:
+        ledger.pay(ctx, job.asset, job.sponsor, refund)
+    winner_set = {s.client for s in winners}
+    ctx.notice(
+        notices.ROUND_CLOSED.encode(
+            job.id,
+            rnd.index,
+            rnd.baseline is not None,
+            rnd.baseline or 0,
+            [s.client for s in revealed],
+            [s.score or 0 for s in revealed],
+            [s.client in winner_set for s in revealed],
+            new_model,
+            [s.client for s in winners],
+            shares,
+            0 if last else carried,
+            refund,
+        )
+    )
+    ctx.state.rounds[(job.id, rnd.index)] = replace(rnd, is_closed=True, new_model_cid=new_model)
+    job = replace(
+        job,
+        global_model_cid=new_model,
+        paid=Amount(job.paid + sum(shares)),
+        carried=Amount(0) if last else carried,
+        refunded=Amount(job.refunded + refund),
+    )
+    if last:
+        ctx.state.jobs[job.id] = replace(job, current_round=job.spec.rounds)
+    else:
+        open_round(ctx, job, rnd.index + 1, start_ts=now)
