@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from deml_protocol.abi import Method
 from deml_protocol.errors import ERROR_CODES, RETIRED_CODES, Cause, Rejected
 from deml_protocol.inputs import ALL_INPUTS
 from deml_protocol.notices import ALL_NOTICES
-from deml_protocol.queries import ALL_QUERIES
+from deml_protocol.queries import ALL_QUERIES, Query
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
@@ -93,23 +94,19 @@ def test_client_side_error_codes_never_collide_with_the_table() -> None:
     from deml_console import stores
     from deml_protocol import cid, multibase
 
-    local = [
-        v
+    local = {
+        v.__name__: str(v.__dict__["code"])
         for module in (stores, cid, multibase)
         for v in vars(module).values()
         if isinstance(v, type) and issubclass(v, Exception) and "code" in v.__dict__
-    ]
-    assert local
-    clashes = {
-        cls.__name__: cls.code
-        for cls in local
-        if cls.code in ERROR_CODES or cls.code in RETIRED_CODES
     }
+    assert local
+    clashes = {name: code for name, code in local.items() if code in {*ERROR_CODES, *RETIRED_CODES}}
     assert not clashes
 
 
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
-def test_every_query_is_documented(query: object) -> None:
+def test_every_query_is_documented(query: Query[Any]) -> None:
     section = PROTOCOL.split("## 5. Inspect queries", 1)[1].split("\n## ", 1)[0]
     template = query.template
     shown = re.sub(

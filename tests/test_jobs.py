@@ -6,11 +6,12 @@ The same scenario runs on the real devnet in ``test_marketplace_devnet.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
-from eth_abi import decode
+from eth_abi.abi import decode
 
 from deml_console.datasets import shard_bytes
 from deml_console.model_zoo import logistic_regression, mlp, with_weights
@@ -18,7 +19,8 @@ from deml_protocol import inputs
 from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import submission_commitment
 from deml_protocol.notices import decode_notice
-from demo.marketplace import WINDOW, Market, salt_for, upload
+from demo.marketplace import WINDOW, salt_for, upload
+from demo.marketplace import Market as _Market
 from devnet.guest_server import Result
 from devnet.host_machine import HostMachine
 from devnet.in_process import InProcessMachine
@@ -26,6 +28,13 @@ from tests.machine_support import ALICE, BOB, Driver, error_of
 
 CAROL, DAVE, ERIN = "0x" + "c0" * 20, "0x" + "d0" * 20, "0x" + "e0" * 20
 ETH = 10**18
+
+
+@dataclass
+class Market(_Market):
+    """The demo's market on a test ``Driver`` (which also records and replays inputs)."""
+
+    net: Driver
 
 
 @pytest.fixture
@@ -98,7 +107,7 @@ def test_two_rounds_pay_the_honest_and_not_the_copier(market: Market) -> None:
     assert int(job["paid"]) + int(job["refunded"]) == escrow
 
 
-def _stored_model(market: Market, cid: str, models: list[bytes]) -> bytes:
+def _stored_model(market: _Market, cid: str, models: list[bytes]) -> bytes:
     """FedAvg recomputed by the client (equal weights, float64 mean, cast back)."""
     from deml_console.model_zoo import get_weights
 
@@ -222,7 +231,7 @@ def _extra_node() -> bytes:
     model.graph.output.append(
         helper.make_tensor_value_info("copy", onnx.TensorProto.FLOAT, ["N", 1])
     )
-    return model.SerializeToString(deterministic=True)
+    return bytes(model.SerializeToString(deterministic=True))
 
 
 def _float64_weights() -> bytes:
@@ -233,7 +242,7 @@ def _float64_weights() -> bytes:
     for i, tensor in enumerate(model.graph.initializer):
         array = numpy_helper.to_array(tensor).astype(np.float64)
         model.graph.initializer[i].CopyFrom(numpy_helper.from_array(array, tensor.name))
-    return model.SerializeToString(deterministic=True)
+    return bytes(model.SerializeToString(deterministic=True))
 
 
 def test_unrevealed_shard_pays_passing_models_equally(market: Market) -> None:
@@ -276,7 +285,7 @@ def test_job_spec_is_checked_at_posting(market: Market) -> None:
     net = market.net
     upload(net, ALICE, market.initial_model)
     spec = market.job_spec()
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (dict(metric="f1"), "unknown_metric"),
         (dict(holdoutCommitments=[]), "invalid_job_spec"),
         (dict(commitSeconds=0), "invalid_job_spec"),

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from dapp import onnx_checks
 from dapp.onnx_checks import ParsedModel, check_same_graph, parse_model
 from deml_console import model_zoo
-from deml_protocol.errors import Rejected
+from deml_protocol.errors import GraphMismatch, Rejected
 
 Edit = Callable[[onnx.ModelProto], None]
 
@@ -350,7 +350,7 @@ def _opset(model: onnx.ModelProto) -> None:
 def test_graph_changes_are_rejected(
     job: ParsedModel, job_bytes: bytes, edit: Edit, detail: str
 ) -> None:
-    with pytest.raises(onnx_checks.GraphMismatch, match=detail):
+    with pytest.raises(GraphMismatch, match=detail):
         check_same_graph(job, edited(job_bytes, edit))
 
 
