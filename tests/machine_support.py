@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from deml_protocol import addresses
+from deml_protocol import addresses, queries
+from deml_protocol.errors import Rejected
+from deml_protocol.queries import Query
 from devnet.guest_server import Result
+
+R = TypeVar("R")
 
 APP = "0x" + "ab" * 20
 ALICE = "0x" + "a1" * 20
@@ -72,8 +76,16 @@ class Driver:
         result = self.machine.inspect(path.encode())
         return json.loads(b"".join(result.reports))
 
+    def ask(self, query: Query[R], **params: object) -> R:
+        """A declared query, its reply decoded and typed; a rejection raises its error class."""
+        result = self.machine.inspect(query.path(**params).encode())
+        body = b"".join(result.reports)
+        if result.status != "accepted":
+            raise Rejected.from_report(json.loads(body))
+        return query.decode(body)
+
     def digest(self) -> str:
-        return str(self.query("state/digest")["state_digest"])
+        return self.ask(queries.STATE_DIGEST)["state_digest"]
 
 
 def error_of(result: Result) -> str:

@@ -15,9 +15,10 @@ from eth_abi.abi import decode
 
 from deml_console.datasets import shard_bytes
 from deml_console.model_zoo import logistic_regression, mlp, with_weights
-from deml_protocol import inputs
+from deml_protocol import inputs, queries
 from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import submission_commitment
+from deml_protocol.errors import NotFound
 from deml_protocol.notices import decode_notice
 from demo.marketplace import WINDOW, salt_for, upload
 from demo.marketplace import Market as _Market
@@ -102,9 +103,12 @@ def test_two_rounds_pay_the_honest_and_not_the_copier(market: Market) -> None:
     assert final["baseline"] > baselines[0]  # the aggregated model scores better
     assert all(dest != ERIN for dest, _ in paid)
     assert sum(value for _, value in paid) == escrow  # payouts + refund == escrow, exactly
-    job = net.query(f"jobs/{market.job_id}")
-    assert job["status"] == "finished"
+    job = net.ask(queries.JOB, job_id=market.job_id)
+    assert job["status"] == "finished" and job["current_round"] == job["rounds"] == 2
+    assert [r["closed"] for r in job["opened_rounds"]] == [True, True]
     assert int(job["paid"]) + int(job["refunded"]) == escrow
+    with pytest.raises(NotFound):  # a typed error, decoded from the rejection report
+        net.ask(queries.ROUND, job_id=market.job_id, round=2)
 
 
 def _stored_model(market: _Market, cid: str, models: list[bytes]) -> bytes:
