@@ -1,4 +1,5 @@
 # Two commands matter: `make test` and `make demo`. Each sets up what it needs.
+# CI (.ci/run) runs `make check`: lint, format check, typecheck, then `make test`.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,8 +10,11 @@ setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt protocol/pyproject.toml frontend-console/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
-	$(BIN)/pip install --quiet --no-deps -e protocol -e frontend-console
+	# One resolve: the dev tools plus our two packages with the dependencies they declare,
+	# every version held to constraints.txt.
+	$(BIN)/pip install --quiet -c constraints.txt -r requirements-dev.txt \
+	  -e protocol -e "frontend-console[examples]"
+	$(BIN)/pip check
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -22,11 +26,12 @@ node_modules/.installed: package.json package-lock.json
 test: setup
 	$(BIN)/pytest
 
-# Unit tests only (no anvil, no devnet).
+# Unit tests only (no anvil, no devnet, no fresh-venv packaging test).
 test-fast: setup
-	$(BIN)/pytest -m "not devnet"
+	$(BIN)/pytest -m "not devnet and not slow"
 
-# Everything a reviewer runs: lint, strict typing, the whole suite.
+# Everything a reviewer runs, and what CI runs: lint, format check, strict typing, the whole
+# suite. Each prerequisite depends on setup, so a fresh clone needs nothing else.
 check: lint typecheck test
 
 demo: setup
@@ -34,6 +39,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: setup
 	$(BIN)/mypy

@@ -14,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
+from deml_console.datasets import Features, Labels
 from deml_protocol import inputs
 from devnet.contracts import balance_of
 from devnet.stack import Devnet, DevnetConfig
@@ -30,7 +29,7 @@ def show(text: str) -> None:
     print(text, flush=True)
 
 
-def accuracy(model: bytes, X: np.ndarray, y: np.ndarray) -> float:
+def accuracy(model: bytes, X: Features, y: Labels) -> float:
     import onnxruntime as ort
 
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
