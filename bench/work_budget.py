@@ -20,7 +20,7 @@ model's own cost per unit would give at the full budget: no structure may come n
 node's deadline. Each model is timed at two or three row counts; the slope between them is
 its real cost per unit of work, the intercept its fixed cost (larger graphs compile longer).
 
-Slowdown assumptions (``/work/shared/reference/riscv64.md``): qemu-user riscv64 ran the MLP's
+Slowdown assumptions (``docs/machine.md``, "Measured on riscv64"): qemu-user riscv64 ran the MLP's
 GEMM ~650x slower than native x86_64 (ORT's scalar generic SGEMM against AVX2) and logistic
 regression ~100x slower. The Cartesi emulator interprets every instruction where qemu
 translates blocks to native code; we *assume* it is 5x slower than qemu. The estimate
