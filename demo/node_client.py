@@ -4,7 +4,6 @@ portals), inspect and JSON-RPC. Used by `make demo` and the integration tests.""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +16,11 @@ from devnet.stack import Devnet
 
 
 class Client:
-    """What a user of a real node has: the chain, inspect and JSON-RPC (no node internals)."""
+    """What a user of a real node has: the chain, inspect and JSON-RPC (no node internals; the
+    devnet only says when to look again, see :meth:`wait_until`)."""
 
     def __init__(self, devnet: Devnet) -> None:
+        self.devnet = devnet
         self.info = devnet.info
         self.chain = Chain(self.info["rpc_url"])
         self.rollups = Rollups(self.chain, {})
@@ -44,8 +45,14 @@ class Client:
     def processed(self) -> int:
         return int(self.rpc("cartesi_getProcessedInputCount", application=self.app)["data"], 16)
 
-    def wait_processed(self, count: int, timeout: float = 60) -> None:
-        wait_for(lambda: self.processed() >= count, timeout, f"{count} inputs processed")
+    def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition`` (which reads JSON-RPC, like any client) holds. A real node can
+        only be polled; the devnet's node tells us when it stored something, so ``condition``
+        is re-checked exactly then: no sleep, no deadline to tune for a slow machine."""
+        self.devnet.wait_until(condition)
+
+    def wait_processed(self, count: int) -> None:
+        self.wait_until(lambda: self.processed() >= count)
 
     def input_count(self) -> int:
         return int(
@@ -62,20 +69,21 @@ class Client:
         self.wait_processed(self.input_count())
 
     def close_epoch(self) -> None:
-        """Mine to the end of the current epoch and wait for the node's claim."""
-        length = int(self.info["epoch_length"])
+        """Mine to the end of the last input's epoch and wait for the node's claim of it.
+
+        The epoch is the last input's, not the chain head's: the node's own claim transactions
+        mine blocks (one per transaction on anvil), so by now the head may be in a later epoch,
+        which has no inputs and is never claimed (waiting for it would never end)."""
         self.sync()
-        head = self.chain.block_number()
-        self.chain.mine(length - head % length + 1)
-        target = head // length
-        wait_for(
-            lambda: any(
-                int(e["index"], 16) >= target and e["status"] == "CLAIM_ACCEPTED"
-                for e in self.rpc("cartesi_listEpochs", application=self.app)["data"]
-            ),
-            60,
-            f"claim of epoch {target}",
-        )
+        last = self.rpc("cartesi_listInputs", application=self.app, descending=True, limit=1)
+        epoch = int(last["data"][0]["epoch_index"], 16)
+        self.chain.mine_until((epoch + 1) * int(self.info["epoch_length"]) - 1)
+
+        def claimed() -> bool:
+            got = self.rpc("cartesi_getEpoch", application=self.app, epoch_index=hex(epoch))
+            return bool(got["data"]["status"] == "CLAIM_ACCEPTED")
+
+        self.wait_until(claimed)
 
     def output_count(self) -> int:
         listed = self.rpc("cartesi_listOutputs", application=self.app, limit=1)
@@ -97,14 +105,6 @@ class Client:
             siblings=[bytes.fromhex(s[2:]) for s in out["output_hashes_siblings"]],
             sender=sender or self.accounts[0],
         )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class DevnetTransport:

@@ -14,12 +14,16 @@ One :meth:`Node.step`:
 
 On start the DApp's state is rebuilt by replaying every processed input into a fresh DApp
 process; any difference from what was stored is a :class:`ReplayMismatch`, never ignored.
+
+:meth:`Node.wait_until` lets a caller in the same process (the devnet's tests, the demo) wait
+for a condition without sleeping: it is re-checked each time the node stores something.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
@@ -38,6 +42,8 @@ log = logging.getLogger("devnet.node")
 
 STATUS = {"accepted": "ACCEPTED", "rejected": "REJECTED", "exception": "EXCEPTION"}
 CLAIM_SUBMITTED_TOPIC = keccak256(b"ClaimSubmitted(address,address,uint256,bytes32)")
+#: The Authority's revert when the epoch is already claimed (by us, just before a crash).
+NOT_FIRST_CLAIM = keccak256(b"NotFirstClaim(address,uint256)")[:4]
 #: At most this many blocks per eth_getLogs call.
 SCAN_CHUNK = 5_000
 
@@ -49,6 +55,10 @@ class ReplayMismatch(RuntimeError):
 
 class ClaimMismatch(RuntimeError):
     """The chain already holds a claim for this epoch with a different root."""
+
+
+class NodeStopped(RuntimeError):
+    """:meth:`Node.run` ended (stopped, or failed) before the awaited condition held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +91,12 @@ class Node:
         self._dapp_log = dapp_log
         self._machine: HostMachine | None = None
         self._lock = threading.Lock()  # one request at a time reaches the machine
+        # Notified after every store write (inputs scanned, an input processed, a claim) and
+        # when run() ends, so waiters re-check exactly when something changed, never on a timer.
+        self._progress = threading.Condition()
+        self._changes = 0
+        self._ended = False
+        self.failure: BaseException | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> Node:
@@ -95,16 +111,28 @@ class Node:
 
     def run(self, stop: threading.Event, *, poll_interval_s: float = 0.2) -> None:
         """Step until ``stop``. A chain that does not answer is retried with backoff; anything
-        else (a replay mismatch, a bug) ends the run by raising."""
+        else (a revert, a replay mismatch, a bug) ends the run by raising."""
         backoff = poll_interval_s
-        while not stop.is_set():
-            try:
-                self.step()
-                backoff = poll_interval_s
-            except (ChainError, requests.RequestException) as exc:
-                backoff = min(backoff * 2, 10.0)
-                log.warning("chain unavailable (%s); retrying in %.1f s", exc, backoff)
-            stop.wait(backoff)
+        with self._progress:
+            self._ended, self.failure = False, None
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                    backoff = poll_interval_s
+                except TransactionReverted:
+                    # The chain answered, and refused: retrying cannot change that (a revert
+                    # taken for an outage made the node retry a refused claim forever).
+                    raise
+                except (ChainError, requests.RequestException) as exc:
+                    backoff = min(backoff * 2, 10.0)
+                    log.warning("chain unavailable (%s); retrying in %.1f s", exc, backoff)
+                stop.wait(backoff)
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        finally:
+            self._changed(ended=True)  # wakes waiters: nothing will change any more
 
     def step(self) -> None:
         head = self.chain.block_number()
@@ -126,6 +154,27 @@ class Node:
         with self._lock:
             return self.machine.inspect(payload)
 
+    def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` is true: it is checked now and after each change the node
+        stores, so no change is missed and nothing sleeps. ``condition`` runs with no node lock
+        held (it may call the node's API). :class:`NodeStopped` if :meth:`run` ends first."""
+        while True:
+            with self._progress:
+                seen, ended = self._changes, self._ended
+            if condition():
+                return
+            if ended:
+                raise NodeStopped(f"the node stopped ({self.failure!r})") from self.failure
+            with self._progress:
+                while self._changes == seen:
+                    self._progress.wait()
+
+    def _changed(self, *, ended: bool = False) -> None:
+        with self._progress:
+            self._changes += 1
+            self._ended = self._ended or ended
+            self._progress.notify_all()
+
     # ---- 1. scan -----------------------------------------------------------------------------
     def _scan(self, head: int) -> None:
         scanned = self.store.get_meta("scanned_block")
@@ -137,6 +186,7 @@ class Node:
             )
             rows = [(e.index, e.block_number, e.raw_input, e.tx_hash) for e in found]
             self.store.add_inputs(rows, scanned_to=end)
+            self._changed()
             start = end + 1
 
     # ---- 2. process ----------------------------------------------------------------------------
@@ -152,6 +202,7 @@ class Node:
                     reports=reports,
                     outputs_hash=self.tree.root(),
                 )
+            self._changed()  # outside self._lock: a waiter's condition may inspect
             log.info(
                 "input %d: %s, %d outputs, %d reports",
                 row.index,
@@ -243,10 +294,14 @@ class Node:
             )
             tx_hash = receipt.tx_hash
         except TransactionReverted as exc:
-            if "NotFirstClaim" not in (exc.error_name or ""):
+            # By selector, not by name: the node's Chain has no error names registered (only
+            # deploy_rollups registers them), so error_name is None here and a name test
+            # never matched; the claim a crash left on chain was then never adopted.
+            if exc.selector != NOT_FIRST_CLAIM:
                 raise
             tx_hash = self._existing_claim(last_block, root)
         self.store.add_claim(ClaimRow(epoch, last_block, root, count, tx_hash))
+        self._changed()
         log.info(
             "epoch %d claimed: blocks ..%d, %d outputs, root 0x%s",
             epoch,

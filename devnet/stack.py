@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,14 @@ class Devnet:
     def wait(self) -> None:
         """Block until stopped (Ctrl-C / SIGTERM in the caller) or the node fails."""
         self._stop.wait()
+
+    def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Block until ``condition()`` holds; it is re-checked each time the node stores
+        progress (:meth:`devnet.node.Node.wait_until`), so callers need not poll or sleep.
+        Raises :class:`devnet.node.NodeStopped` if the node stops first."""
+        if self.node is None:
+            raise RuntimeError("the devnet is not started")
+        self.node.wait_until(condition)
 
     def stop(self) -> None:
         self._stop.set()

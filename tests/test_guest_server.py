@@ -27,6 +27,10 @@ RCPT = "0x" + "ee" * 20
 
 
 def in_background(fn: Any) -> dict[str, Any]:
+    """Run ``fn`` (a blocking advance or inspect) in a thread. Tests join that thread with no
+    timeout: it ends as soon as its request is finished, or when the server closes (close()
+    completes every pending request), so a bounded join would only add a timing assumption
+    that a loaded machine can break (the result would be missing). A hang is pytest-timeout's."""
     box: dict[str, Any] = {}
 
     def run() -> None:
@@ -63,7 +67,7 @@ def test_advance_request_shape_and_output_indices(server: GuestServer) -> None:
     assert (report.status_code, report.content) == (202, b"")
     second = in_background(lambda: server.advance(META | {"input_index": 1}, b""))
     assert post(server, "/finish", {"status": "accept"}).json()["data"]["payload"] == "0x"
-    pending["thread"].join(5)
+    pending["thread"].join()
     result: Result = pending["result"]
     assert result.status == "accepted"
     assert [o.raw for o in result.outputs] == [
@@ -73,7 +77,7 @@ def test_advance_request_shape_and_output_indices(server: GuestServer) -> None:
     assert result.reports == [b"hi"]
     assert post(server, "/notice", {"payload": "0x01"}).json() == {"index": 2}  # global index
     server.close()
-    second["thread"].join(5)
+    second["thread"].join()
 
 
 def test_reject_discards_outputs_and_rolls_back_the_index(server: GuestServer) -> None:
@@ -83,12 +87,12 @@ def test_reject_discards_outputs_and_rolls_back_the_index(server: GuestServer) -
     post(server, "/report", {"payload": "0x02"})
     after = in_background(lambda: server.advance(META | {"input_index": 1}, b""))
     post(server, "/finish", {"status": "reject"})
-    first["thread"].join(5)
+    first["thread"].join()
     assert first["result"].status == "rejected"
     assert first["result"].outputs == [] and first["result"].reports == [b"\x02"]
     assert post(server, "/notice", {"payload": "0x01"}).json() == {"index": 0}
     server.close()
-    after["thread"].join(5)
+    after["thread"].join()
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,7 @@ def test_bad_calls_get_400_text(server: GuestServer, path: str, body: Any, messa
     assert reply.headers["Content-Type"].startswith("text/plain")
     assert message in reply.text
     server.close()
-    pending["thread"].join(5)
+    pending["thread"].join()
 
 
 def test_inspect_carries_only_the_payload_and_allows_no_outputs(server: GuestServer) -> None:
@@ -125,7 +129,7 @@ def test_inspect_carries_only_the_payload_and_allows_no_outputs(server: GuestSer
     post(server, "/report", {"payload": "0x7b7d"})
     done = in_background(lambda: server.advance(META, b""))
     post(server, "/finish", {"status": "accept"})
-    pending["thread"].join(5)
+    pending["thread"].join()
     assert pending["result"].reports == [b"{}"]
     server.close()
-    done["thread"].join(5)
+    done["thread"].join()
