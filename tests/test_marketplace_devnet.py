@@ -73,7 +73,7 @@ def test_two_round_job_on_chain(client: Client) -> None:
 
 def _transfers(closed: object) -> list[tuple[str, int]]:
     """(recipient, amount) of each ERC-20 transfer voucher, decoded from its payload."""
-    from eth_abi import decode
+    from eth_abi.abi import decode
 
     found = []
     for output in closed.outputs:  # type: ignore[attr-defined]
