@@ -14,7 +14,10 @@ A failing test that used ``anvil`` gets the tail of anvil's log in its report.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +50,17 @@ def server() -> Iterator[GuestServer]:
     """A guest API server with no DApp behind it: the test plays the DApp over HTTP."""
     with GuestServer() as srv:
         yield srv
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the fresh-venv installs of ``test_packaging`` now, if any of its slow tests will
+    run: pip resolves and unpacks while the other tests run, on the other core."""
+    if any(item.get_closest_marker("slow") for item in session.items):
+        from tests.test_packaging import BUILDS_KEY, start_builds
+
+        workdir = Path(tempfile.mkdtemp(prefix="deml-packaging-"))
+        session.config.add_cleanup(lambda: shutil.rmtree(workdir, ignore_errors=True))
+        session.config.stash[BUILDS_KEY] = start_builds(workdir)
 
 
 @pytest.hookimpl(wrapper=True)

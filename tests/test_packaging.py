@@ -9,8 +9,9 @@
 
 The fresh-venv tests are marked ``slow`` (``make test-fast`` skips them): they resolve against
 the package index and unpack numpy, onnx and scikit-learn. Both venvs are built at once, in
-the background, by the first test that needs one, without pip or byte-compiling in them:
-about 33 s of wall time together on an idle 2-vCPU machine, up to ~70 s on a busy one.
+the background, from the moment collection ends (``tests/conftest.py``), without pip or
+byte-compiling in them: about 33 s of work on an idle 2-vCPU machine, mostly hidden behind
+the rest of the suite.
 """
 
 from __future__ import annotations
@@ -139,12 +140,14 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
 
-@pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Build]]:
-    """Start every fresh-venv install at once; each test waits for its own."""
+def start_builds(workdir: Path) -> dict[str, Build]:
+    """Start every fresh-venv install at once, in the background; each test waits for its
+    own. ``tests/conftest.py`` calls this as soon as collection ends, so the installs overlap
+    the rest of the suite instead of adding to its wall time."""
     started: dict[str, Build] = {}
     for item in INSTALLABLE:
-        base = tmp_path_factory.mktemp(item.distribution)
+        base = workdir / item.distribution
+        base.mkdir()
         venv = base / "venv"
         # --without-pip: creating the venv is instant and nothing but the package and its
         # dependencies lands in it; this venv's pip installs into it through --python.
@@ -159,12 +162,31 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Build
             command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True, env=_clean_env()
         )
         started[item.distribution] = Build(venv, process, log)
-    yield started
+    return started
+
+
+def stop_builds(started: dict[str, Build]) -> None:
     for build in started.values():
         if build.process.poll() is None:
             build.process.kill()
             build.process.wait()
         build.log.close()
+
+
+BUILDS_KEY = pytest.StashKey[dict[str, Build]]()
+
+
+@pytest.fixture(scope="session")
+def builds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Build]]:
+    """The builds conftest started early, or started now (e.g. when run alone)."""
+    started = request.config.stash.get(BUILDS_KEY, None)
+    if started is None:
+        started = start_builds(tmp_path_factory.mktemp("packaging"))
+        request.config.stash[BUILDS_KEY] = started
+    yield started
+    stop_builds(started)
 
 
 @pytest.mark.slow
