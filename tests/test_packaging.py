@@ -18,19 +18,26 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CONSTRAINTS = ROOT / "constraints.txt"
+from tests.packaging_support import (
+    BUILDS_KEY,
+    CONSTRAINTS,
+    INSTALLABLE,
+    ROOT,
+    Build,
+    Installable,
+    clean_env,
+    start_builds,
+    stop_builds,
+)
+
 HELLO_V1 = "bafkreide5semuafsnds3ugrvm6fbwuyw2ijpj43gwjdxemstjkfozi37hq"
 
 
@@ -41,25 +48,6 @@ def test_all_names_import(package: str) -> None:
     for name in names:
         importlib.import_module(f"{package}.{name}")
 
-
-@dataclass(frozen=True)
-class Installable:
-    distribution: str
-    directory: str  # in the repository, holding pyproject.toml and the package
-    package: str
-    pip_args: tuple[str, ...]  # what `pip install` is given, run from the repository
-
-
-INSTALLABLE = [
-    Installable("deml-protocol", "protocol", "deml_protocol", ("./protocol",)),
-    # deml-protocol is on no index: the local one comes along, as in `make setup`.
-    Installable(
-        "deml-console",
-        "frontend-console",
-        "deml_console",
-        ("./protocol", "./frontend-console[examples]"),
-    ),
-]
 
 # Run inside the fresh venv with `python -I` (no PYTHONPATH, no user site, no cwd on the
 # path): import the package, every module under it, and every module their source names in
@@ -123,59 +111,6 @@ def _pins() -> dict[str, str]:
     return pins
 
 
-@dataclass
-class Build:
-    venv: Path
-    process: subprocess.Popen[str]
-    log: IO[str]
-
-    def wait(self) -> Path:
-        code = self.process.wait()
-        self.log.seek(0)
-        assert code == 0, f"pip install failed ({code}):\n{self.log.read()[-6000:]}"
-        return self.venv / "bin" / "python"
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-
-
-def start_builds(workdir: Path) -> dict[str, Build]:
-    """Start every fresh-venv install at once, in the background; each test waits for its
-    own. ``tests/conftest.py`` calls this as soon as collection ends, so the installs overlap
-    the rest of the suite instead of adding to its wall time."""
-    started: dict[str, Build] = {}
-    for item in INSTALLABLE:
-        base = workdir / item.distribution
-        base.mkdir()
-        venv = base / "venv"
-        # --without-pip: creating the venv is instant and nothing but the package and its
-        # dependencies lands in it; this venv's pip installs into it through --python.
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-        log = (base / "pip.log").open("w+", encoding="utf-8")
-        command = [
-            sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
-            "install", "--quiet", "--no-input", "--no-compile", "-c", str(CONSTRAINTS),
-            *item.pip_args,
-        ]  # fmt: skip
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True, env=_clean_env()
-        )
-        started[item.distribution] = Build(venv, process, log)
-    return started
-
-
-def stop_builds(started: dict[str, Build]) -> None:
-    for build in started.values():
-        if build.process.poll() is None:
-            build.process.kill()
-            build.process.wait()
-        build.log.close()
-
-
-BUILDS_KEY = pytest.StashKey[dict[str, Build]]()
-
-
 @pytest.fixture(scope="session")
 def builds(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -200,7 +135,7 @@ def test_installs_alone_and_imports_everything(
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        env=_clean_env(),
+        env=clean_env(),
     )
     assert run.returncode == 0, (
         f"an import failed in a venv with only {item.distribution}:\n{run.stderr[-4000:]}"
@@ -231,6 +166,6 @@ def test_deml_command_runs_in_a_fresh_venv(builds: dict[str, Build], tmp_path: P
     hello.write_bytes(b"Hello world")
     deml = builds["deml-console"].venv / "bin" / "deml"
     run = subprocess.run(
-        [deml, "cid", hello], capture_output=True, text=True, cwd=tmp_path, env=_clean_env()
+        [deml, "cid", hello], capture_output=True, text=True, cwd=tmp_path, env=clean_env()
     )
     assert (run.returncode, run.stdout.strip()) == (0, HELLO_V1), run.stderr
