@@ -11,7 +11,8 @@ All of it runs on a copy of the state (``State.copy``); the copy replaces the st
 the input is accepted. A rejected input leaves the state untouched and emits one report
 ``{"error": code, "detail": ...}`` and no outputs.
 
-``DApp.inspect`` answers path-like queries (``balances/0x…``) with JSON reports.
+``DApp.inspect`` answers a declared query (``balances/0x…``, routed by ``dapp.inspector``)
+with JSON reports.
 """
 
 from __future__ import annotations

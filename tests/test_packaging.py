@@ -44,7 +44,7 @@ HELLO_V1 = "bafkreide5semuafsnds3ugrvm6fbwuyw2ijpj43gwjdxemstjkfozi37hq"
 @pytest.mark.parametrize("package", ["dapp", "devnet", "deml_protocol", "deml_console"])
 def test_all_names_import(package: str) -> None:
     names = importlib.import_module(package).__all__
-    assert names == sorted(names) and len(names) <= 10
+    assert names == sorted(names) and len(names) <= 12  # a map of the package, not a dump
     for name in names:
         importlib.import_module(f"{package}.{name}")
 
