@@ -7,10 +7,12 @@ devnet.merkle, then validate and execute outputs exactly as a client would on L1
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -250,11 +252,22 @@ def test_interval_mining_and_clean_stop() -> None:
     with Anvil(AnvilConfig(block_time_s=0.2)) as node:
         chain = Chain(node.url)
         start = chain.block_number()
-        time.sleep(0.7)
-        assert chain.block_number() > start
+        # No transaction is sent: a new block can only come from interval mining.
+        assert _wait(lambda: chain.block_number() > start, seconds=30)
         pid = node.pid
     assert pid is not None and not _alive(pid)
     assert not node.is_running
+
+
+def _wait(condition: Callable[[], bool], *, seconds: float) -> bool:
+    """True once ``condition()`` holds; anvil offers no event over HTTP, so ask it again
+    every 20 ms (the deadline only bounds a broken anvil, it is not what the test measures)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -279,9 +292,11 @@ def test_anvil_dies_with_a_sigkilled_parent() -> None:
         assert _alive(anvil_pid)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _alive(anvil_pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        exited = os.pidfd_open(anvil_pid)  # readable once the process has exited: no polling
+        try:
+            select.select([exited], [], [], 30)
+        finally:
+            os.close(exited)
         assert not _alive(anvil_pid), "anvil outlived its SIGKILLed parent"
     finally:
         if _alive(anvil_pid) and b"anvil" in Path(f"/proc/{anvil_pid}/cmdline").read_bytes():

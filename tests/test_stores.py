@@ -22,7 +22,6 @@ import gzip
 import io
 import json
 import threading
-import time
 from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -70,7 +69,8 @@ class StandIn:
         self.blocks: dict[str, bytes] = {}
         self.cars: dict[str, bytes] = {}
         self.tampered: set[str] = set()  # CIDs whose block / file / CAR is served corrupted
-        self.slow: set[str] = set()  # CIDs whose requests hang for 2 s
+        self.slow: set[str] = set()  # CIDs whose requests hang until `released` (or 10 s)
+        self.released = threading.Event()
         self.omitted: set[str] = set()  # CIDs left out of CAR responses
         self.ignore_raw_leaves = False  # simulate a node with other Import settings
         self.requests: list[tuple[str, str, dict[str, list[str]], dict[str, str]]] = []
@@ -141,7 +141,7 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         state.requests.append((self.command, url.path, query, dict(self.headers.items())))
         if str(query.get("arg", [""])[0]) in state.slow or url.path.split("/")[-1] in state.slow:
-            time.sleep(2)
+            state.released.wait(10)  # past the client's timeout; the fixture releases it
         if url.path.startswith("/api/v0/"):
             if self.command != "POST":
                 self._send(405, b"405 - Method Not Allowed", "text/plain")
@@ -235,9 +235,10 @@ def server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def node(server: Server) -> tuple[StandIn, str]:
+def node(server: Server) -> Iterator[tuple[StandIn, str]]:
     server.state = StandIn()
-    return server.state, f"http://127.0.0.1:{server.server_address[1]}"
+    yield server.state, f"http://127.0.0.1:{server.server_address[1]}"
+    server.state.released.set()  # let any request still hanging finish
 
 
 # ---------------------------------------------------------------- one contract, every store
