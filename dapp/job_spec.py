@@ -34,17 +34,17 @@ MAX_RECIPE_BYTES: Final = 4096
 def parse_spec(
     ctx: Context,
     *,
-    modelCid: str,  # noqa: N803
+    modelCid: str,
     recipe: str,
     metric: str,
-    holdoutRows: int,  # noqa: N803
-    holdoutCommitments: list[bytes],  # noqa: N803
-    commitSeconds: int,  # noqa: N803
-    holdoutSeconds: int,  # noqa: N803
-    revealSeconds: int,  # noqa: N803
-    minGain: int,  # noqa: N803
-    maxSubmissions: int,  # noqa: N803
-    commitBond: int,  # noqa: N803
+    holdoutRows: int,
+    holdoutCommitments: list[bytes],
+    commitSeconds: int,
+    holdoutSeconds: int,
+    revealSeconds: int,
+    minGain: int,
+    maxSubmissions: int,
+    commitBond: int,
 ) -> JobSpec:
     """Check a spec as posted and return it as a record."""
     metric_enum = parse_metric(metric)

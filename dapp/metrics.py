@@ -242,4 +242,6 @@ def score_predictions(
         return rmse(predictions.astype(np.float64), truth.astype(np.float64, copy=False))
     if metric is Metric.MAE:
         return mae(predictions.astype(np.float64), truth.astype(np.float64, copy=False))
-    return r2(predictions.astype(np.float64), truth.astype(np.float64, copy=False))
+    if metric is Metric.R2:
+        return r2(predictions.astype(np.float64), truth.astype(np.float64, copy=False))
+    raise ValueError(f"no scoring rule for metric {metric!r}")  # a Metric added without one

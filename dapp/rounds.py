@@ -1,4 +1,4 @@
-"""A round's inputs up to its close (ARCHITECTURE.md §3 steps 3–5), timed by
+"""A round's inputs up to its close (``docs/architecture.md`` §3 steps 3–5), timed by
 ``block_timestamp``: commit → held-out reveal (sponsor) → model reveals.
 
 Each input does at most one evaluation: the held-out reveal scores the round's global model
@@ -51,7 +51,7 @@ def handle_commit_submission(
     ctx: Context,
     *,
     jobId: int,
-    round: int,  # noqa: N803, A002
+    round: int,
     commitment: bytes,
 ) -> None:
     job, rnd = current_round(ctx, jobId, round)
@@ -81,7 +81,7 @@ def handle_reveal_holdout(
     ctx: Context,
     *,
     jobId: int,
-    round: int,  # noqa: N803, A002
+    round: int,
     dataCid: str,
     salt: bytes,
 ) -> None:
@@ -112,7 +112,7 @@ def handle_reveal_submission(
     ctx: Context,
     *,
     jobId: int,
-    round: int,  # noqa: N803, A002
+    round: int,
     modelCid: str,
     salt: bytes,
 ) -> None:

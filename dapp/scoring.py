@@ -87,7 +87,7 @@ def score(
     return scorer_for(ctx, graph_cid).score(model, shard, metric)
 
 
-def handle_evaluate(ctx: Context, *, modelCid: str, dataCid: str, metric: str) -> None:  # noqa: N803
+def handle_evaluate(ctx: Context, *, modelCid: str, dataCid: str, metric: str) -> None:
     """Anyone may have any stored model scored on any stored shard; the result is a notice."""
     metric_enum = parse_metric(metric)
     model_cid, data_cid = canonical_cid(modelCid), canonical_cid(dataCid)

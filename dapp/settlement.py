@@ -1,4 +1,4 @@
-"""Closing a round (ARCHITECTURE.md §3 step 6): who is accepted, who is paid, the next model.
+"""Closing a round (``docs/architecture.md`` §3 step 6): acceptance, payouts, the next model.
 
 ``closeRound`` may be sent by anyone once the reveal window is over. With a revealed shard,
 the models that beat the baseline by at least the job's minimum gain share the round's
@@ -27,7 +27,7 @@ from .scoring import checked_model, scorer_for, weights_fingerprint
 __all__ = ["handle_close_round"]
 
 
-def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:  # noqa: N803, A002
+def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:
     job, rnd = current_round(ctx, jobId, round)
     now = ctx.meta.block_timestamp
     if now < rnd.reveal_end_ts:

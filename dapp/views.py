@@ -1,7 +1,8 @@
 """What inspect shows of the state: one function per query of ``deml_protocol.queries``.
 
 Views only read. Each takes the state and the query's typed parameters (already parsed by
-``dapp.inspect``) and returns the query's declared reply. Money is a decimal string.
+``deml_protocol.queries.match`` in ``dapp.inspector``) and returns the query's declared
+reply. Money is a decimal string.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def job(state: State, *, job_id: int) -> JobReply:
     }
 
 
-def round_view(state: State, *, job_id: int, round: int) -> RoundReply:  # noqa: A002
+def round_view(state: State, *, job_id: int, round: int) -> RoundReply:
     found = get_job(state, job_id)
     if (found.id, round) not in state.rounds:
         raise NotFound(f"job {found.id} has no round {round} yet")

@@ -30,9 +30,6 @@ __all__ = [
     "graph_costs",
 ]
 
-#: The symbol a template gives the batch dimension, so shape inference can tell which
-#: dimension of every tensor counts shard rows.
-
 #: Most ``rows x (row_cost + ROW_OVERHEAD)`` one evaluation may cost, in units of about one
 #: float32 multiply-add. ``row_cost`` is the graph's cost per shard row from shape inference
 #: (``Scorer.row_cost``). Calibrated by ``bench/work_budget.py`` on honest and adversarial
@@ -41,35 +38,27 @@ __all__ = [
 #: estimated near 40 s, under a third of the node's 180 s limit. E.g. a 10,000-row shard
 #: allows an MLP up to 30-146-146-2.
 WORK_BUDGET: Final = 500_000_000
-
-
 #: Per-row cost that does not depend on the graph (reading X and the output, clipping, the
 #: metric's sort), in the same units.
 ROW_OVERHEAD: Final = 1_000
-
-
 #: Cost per shard row of a node of ``ROW_LOOP_OPERATORS``: ONNX Runtime loops over the rows
 #: in Softmax, in broadcasting binary operators and in Gemm/MatMul (measured 5-21 ns per row
 #: and node, whatever the width). The other operators are flat loops over all values.
 NODE_ROW_COST: Final = 1_000
-
-
 ROW_LOOP_OPERATORS: Final = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Softmax"})
-
-
 #: Cost of one output value of any node, next to a Gemm/MatMul's multiply-adds: elementwise
 #: kernels are memory-bound and run at ~0.1-0.7 ns per value against ~25 ps per multiply-add.
 #: It also bounds the memory of all tensors together: at most ``4 * WORK_BUDGET /
 #: ELEMENT_COST`` bytes (62.5 MB) even if every tensor of the graph were alive at once.
 ELEMENT_COST: Final = 32
-
-
 #: Largest single tensor (float32) an evaluation may create: ``rows x`` the widest tensor's
 #: values per row, found by shape inference at compile time. ONNX Runtime holds a few such
 #: tensors at once (input, output, one intermediate), next to the shard itself.
 MAX_TENSOR_BYTES: Final = 32 * 1024 * 1024
 
 
+#: The symbol a template gives the batch dimension, so shape inference can tell which
+#: dimension of every tensor counts shard rows.
 ROWS_DIM: Final = "deml_rows"
 
 

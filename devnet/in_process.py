@@ -4,13 +4,17 @@
 (``advance``, ``inspect``, ``is_alive``, a context manager) and runs the same code path:
 ``dapp.service.serve`` in a thread, talking to a :class:`GuestServer` through
 :class:`DirectRollup`, which hands the guest API's JSON bodies (``/finish``, ``/notice``, ...)
-to the server's own handlers instead of sending them over a socket. Only the transport and
-the process start are skipped (about 1 s per machine), so tests of the rules use this one,
-and a few tests keep the real process and HTTP loop (``HostMachine``).
+to the server's own handlers instead of sending them over a socket (each request through a
+JSON round trip, so nothing passes that HTTP would not carry). Only the socket and the
+process start are skipped (about 1 s per machine), so tests of the rules use this one, and
+a few tests keep the real process and HTTP loop (``HostMachine``). Like ``HostMachine``, the
+DApp's settings come from ``os.environ`` updated with ``env``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,6 +29,10 @@ from .guest_server import BadRequest, GuestServer, MachineHalted, Result
 __all__ = ["DirectRollup", "InProcessMachine"]
 
 
+class _Closed(RollupError):
+    """The server closed: the end of the machine, not a failure."""
+
+
 class DirectRollup:
     """``dapp.rollup.Rollup`` straight into a :class:`GuestServer`: same bodies, no HTTP."""
 
@@ -37,8 +45,9 @@ class DirectRollup:
         except BadRequest as exc:  # the HTTP server answers 400: RollupServer raises this
             raise RollupError(f"/finish: {exc}") from exc
         if request is None:
-            raise RollupError("the guest server closed")
-        return request
+            raise _Closed("the guest server closed")
+        decoded: dict[str, Any] = json.loads(json.dumps(request))  # only what JSON carries
+        return decoded
 
     def notice(self, payload: bytes) -> int:
         return self._output("/notice", {"payload": "0x" + payload.hex()})
@@ -69,7 +78,7 @@ class DirectRollup:
 class InProcessMachine:
     def __init__(self, *, env: Mapping[str, str] | None = None, timeout: float = 180.0) -> None:
         self.timeout = timeout
-        self.dapp = DApp(config=Config.from_env(dict(env or {})))
+        self.dapp = DApp(config=Config.from_env({**os.environ, **(env or {})}))
         self.server = GuestServer()
         self._thread = threading.Thread(target=self._serve, name="dapp", daemon=True)
         self.error: BaseException | None = None
@@ -77,8 +86,8 @@ class InProcessMachine:
     def _serve(self) -> None:
         try:
             serve(DirectRollup(self.server), self.dapp)
-        except RollupError:
-            pass  # closed: the machine stops
+        except _Closed:
+            pass  # stop(): the machine shuts down
         except BaseException as exc:  # a DApp that dies is a halted machine; keep why
             self.error = exc
 
@@ -106,6 +115,8 @@ class InProcessMachine:
         try:
             result = call()
         except MachineHalted as exc:
+            if self.error is None:
+                raise
             raise MachineHalted(f"{exc}: {self.error!r}") from self.error
         return result
 

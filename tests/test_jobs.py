@@ -427,3 +427,30 @@ def test_resubmitting_the_new_global_model_is_a_copy(market: Market) -> None:
     wait(market, WINDOW)
     closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 1))
     assert list(notice(closed, "RoundClosed")["paid"]) == []  # a copy is never paid
+
+
+def test_every_query_decodes_from_a_real_reply(market: Market) -> None:
+    """Each declared reply shape (``Query.decode``) fits what the DApp really answers."""
+    market.post(1000)
+    models = [market.train(i, market.initial_model) for i in range(3)]
+    play_round(market, 0, [*models, market.initial_model])
+    net, job = market.net, market.job_id
+    model_cid = net.ask(queries.LATEST_MODEL, job_id=job)["cid"]
+    partial = b"partial upload" * 10
+    net.send(ALICE, inputs.BEGIN_BLOB.encode(compute_cid(partial), len(partial)))
+    replies: list[Any] = [
+        net.ask(queries.BALANCES, address=BOB),
+        net.ask(queries.BLOB, cid=model_cid),
+        net.ask(queries.BLOB, cid=compute_cid(partial)),
+        net.ask(queries.BLOB, cid=compute_cid(b"never sent")),
+        net.ask(queries.BLOB_DATA, cid=model_cid, offset=0),
+        net.ask(queries.UPLOADS, uploader=ALICE),
+        net.ask(queries.JOBS),
+        net.ask(queries.JOB, job_id=job),
+        net.ask(queries.ROUND, job_id=job, round=0),
+        net.ask(queries.LEADERBOARD, job_id=job),
+        net.ask(queries.STATE_DIGEST),
+    ]
+    assert [r["status"] for r in replies[1:4]] == ["stored", "uploading", "absent"]
+    assert replies[5][0]["received"] == 0 and len(replies[9]) > 0
+    assert replies[8]["closed"] and replies[7]["opened_rounds"][0] == replies[8]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -83,3 +84,14 @@ def test_path_refuses_unknown_or_bad_parameters() -> None:
         queries.JOB.path(job_id=1, extra=2)
     with pytest.raises(BadArgument):
         queries.BALANCES.path(address="alice")
+
+
+def test_every_query_has_a_view_taking_exactly_its_parameters() -> None:
+    from dapp.inspector import VIEWS
+
+    assert set(VIEWS) == set(queries.ALL_QUERIES)
+    for query, view in VIEWS.items():
+        declared = {segment[1:].split(":")[0] for segment in query.segments if "{" in segment}
+        signature = inspect.signature(view)
+        assert list(signature.parameters)[0] == "state"
+        assert set(list(signature.parameters)[1:]) == declared, query.name

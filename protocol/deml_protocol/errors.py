@@ -27,10 +27,82 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 __all__ = [
-    "ERROR_CODES",
-    "RETIRED_CODES",
+    "AggregationWeightsInvalid",
+    "AlreadyCommitted",
+    "AlreadyRevealed",
+    "BadAbi",
+    "BadArgument",
+    "BlobExists",
+    "BlobNotFound",
+    "BlobTooLarge",
     "Cause",
+    "ChunkExceedsSize",
+    "ChunkOutOfOrder",
+    "CidMismatch",
+    "CommitmentMismatch",
+    "ConflictError",
+    "DepositRequired",
+    "DuplicateChunk",
+    "ERROR_CODES",
+    "EmptyPayload",
+    "FundsError",
+    "GraphMismatch",
+    "HoldoutAlreadyRevealed",
+    "HoldoutMismatch",
+    "HoldoutPending",
+    "InitializerMismatch",
+    "InsufficientBalance",
+    "InternalError",
+    "InternalFailure",
+    "InvalidCid",
+    "InvalidJobSpec",
+    "JobSpecError",
+    "LimitExceeded",
+    "MalformedDeposit",
+    "MalformedInput",
+    "MemoryBudgetExceeded",
+    "MismatchError",
+    "ModelFeatureNotAllowed",
+    "ModelInvalid",
+    "ModelIoInvalid",
+    "ModelOutputInvalid",
+    "ModelRejected",
+    "ModelRunFailed",
+    "ModelTooLarge",
+    "ModelUnparseable",
+    "NoCommitment",
+    "NoSuchJob",
+    "NoSuchUpload",
+    "NonFiniteWeights",
+    "NotFound",
+    "NotFoundError",
+    "NotSponsor",
+    "OperatorNotAllowed",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "QuotaExceeded",
+    "RETIRED_CODES",
     "Rejected",
+    "RoundAlreadyClosed",
+    "RoundFull",
+    "RoundNotCurrent",
+    "RoundNotOver",
+    "ShardInvalid",
+    "ShardModelMismatch",
+    "ShardRejected",
+    "ShardTooLarge",
+    "TimingError",
+    "TooManyNodes",
+    "TooManyUploads",
+    "UnknownError",
+    "UnknownMetric",
+    "UnknownQuery",
+    "UnknownSelector",
+    "UploadExpired",
+    "UploadInProgress",
+    "WindowClosed",
+    "WindowNotOpen",
+    "WorkBudgetExceeded",
 ]
 
 
@@ -38,7 +110,7 @@ class Cause(StrEnum):
     """Why an input was refused, in groups a client can act on."""
 
     MALFORMED = "malformed_input"  # the bytes are not a call / query we understand
-    NOT_FOUND = "not_found"  # it names something that does not exist
+    MISSING = "missing"  # it names something that does not exist (yet)
     PERMISSION = "permission"  # the sender may not do this
     TIMING = "timing"  # right call, wrong time (windows, rounds, expiry)
     CONFLICT = "conflict"  # it was done already, or collides with what is in progress
@@ -80,6 +152,8 @@ class Rejected(Exception):
             return  # a cause group
         if not hasattr(cls, "cause"):
             raise TypeError(f"{cls.__name__} must subclass a cause group")
+        if cls.cause is Cause.UNKNOWN:
+            return  # a client-side stand-in for a code this table lacks, never registered
         if code in _REGISTRY or code in RETIRED_CODES:
             raise TypeError(f"error code {code!r} is taken or retired")
         _REGISTRY[code] = cls
@@ -97,21 +171,22 @@ class Rejected(Exception):
         code, detail = str(report.get("error", "")), str(report.get("detail", ""))
         cls = _REGISTRY.get(code)
         if cls is None:
-            return UnknownError(detail, code=code)
+            return UnknownError.of_code(code)(detail)
         return cls(detail)
 
 
 class UnknownError(Rejected):
-    """A report whose code this version of the table does not know (from a newer DApp)."""
+    """A report whose code this version of the table does not know (from a newer DApp).
+
+    ``from_report`` makes a subclass per such code, so ``.code`` and ``as_report`` still
+    give the code the DApp sent."""
 
     cause = Cause.UNKNOWN
+    code = ""
 
-    def __init__(self, detail: str, *, code: str) -> None:
-        super().__init__(detail)
-        self.reported_code = code
-
-    def as_report(self) -> dict[str, str]:
-        return {"error": self.reported_code, "detail": self.detail}
+    @staticmethod
+    def of_code(code: str) -> type[UnknownError]:
+        return type("UnknownError", (UnknownError,), {"code": code})
 
 
 # ---- causes --------------------------------------------------------------------------------
@@ -120,7 +195,7 @@ class MalformedInput(Rejected):
 
 
 class NotFoundError(Rejected):
-    cause = Cause.NOT_FOUND
+    cause = Cause.MISSING
 
 
 class PermissionDenied(Rejected):

@@ -11,7 +11,8 @@ decodes the reply with the same declaration::
 Money is a decimal string (wei overflow a double); every other number is a JSON integer.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the reply TypedDicts must keep `NotRequired`
+# visible at runtime, or `Query.decode` would treat optional keys as required.
 
 import json
 import re
@@ -161,7 +162,7 @@ class StateDigestReply(TypedDict):
 
 
 # ---- parameters ----------------------------------------------------------------------------
-_ADDRESS: Final = re.compile(r"0x[0-9a-fA-F]{40}")
+_ADDRESS: Final = re.compile(r"0[xX][0-9a-fA-F]{40}")
 
 
 def _uint(text: str, name: str) -> int:
@@ -173,7 +174,7 @@ def _uint(text: str, name: str) -> int:
 def _address(text: str, name: str) -> str:
     if not _ADDRESS.fullmatch(text):
         raise BadArgument(f"{name} must be a 0x-prefixed 20-byte hex address, got {text[:80]!r}")
-    return text.lower()
+    return "0x" + text[2:].lower()
 
 
 def _text(text: str, name: str) -> str:
@@ -193,7 +194,8 @@ _PARAMETER: Final = re.compile(r"\{([a-z_]+):([a-z]+)\}")
 R = TypeVar("R")
 
 
-# Not slots: ``Query[X](...)`` records its type argument on the instance.
+# Not slots: calling ``Query[X](...)`` makes typing try to set ``__orig_class__`` on the
+# instance, which a slotted frozen dataclass turns into a TypeError.
 @dataclass(frozen=True)
 class Query(Generic[R]):
     """One inspect query: ``template`` is its path with ``{name:kind}`` parameters."""
@@ -220,6 +222,8 @@ class Query(Generic[R]):
                 parts.append(segment)
                 continue
             name, kind = found.groups()
+            if name not in params:
+                raise TypeError(f"{self.name} needs the parameter {name!r}")
             text = str(params.pop(name))
             PARAMETER_KINDS[kind](text, name)
             parts.append(text)
