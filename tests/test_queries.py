@@ -95,3 +95,8 @@ def test_every_query_has_a_view_taking_exactly_its_parameters() -> None:
         signature = inspect.signature(view)
         assert list(signature.parameters)[0] == "state"
         assert set(list(signature.parameters)[1:]) == declared, query.name
+
+
+def test_addresses_in_any_case_are_answered_in_lower_case() -> None:
+    upper = "0X" + "AB" * 20
+    assert queries.match(f"balances/{upper}")[1] == {"address": "0x" + "ab" * 20}
