@@ -7,12 +7,18 @@
    ``execLayerData``, if any, runs as a call made by the depositor (step 3)
 3. anything else                                    -> ``Router.dispatch``: selector -> handler
 
-All of it runs on a copy of the state (``State.copy``); the copy replaces the state only when
-the input is accepted. A rejected input leaves the state untouched and emits one report
-``{"error": code, "detail": ...}`` and no outputs.
+All of it runs on a copy of the state (``State.copy``). ``advance`` never changes
+``DApp.state``: an accepted result carries the new state, and ``dapp.service`` commits it
+(``DApp.commit``) only once every output of the input was emitted. A rejected input leaves the
+state untouched and emits one report ``{"error": code, "detail": ...}`` and no outputs.
+
+Every output is bounded here, before anything is emitted: a rejection's ``detail`` is cut at
+``deml_protocol.errors.MAX_DETAIL_CHARS``; a notice or voucher payload over
+:data:`MAX_OUTPUT_BYTES` or a report over :data:`MAX_REPORT_BYTES` rejects the input
+(``output_too_large``) instead of reaching the guest API, which would refuse it.
 
 ``DApp.inspect`` answers a declared query (``balances/0x…``, routed by ``dapp.inspector``)
-with JSON reports.
+with JSON reports of at most :data:`MAX_REPORT_BYTES` each, on a copy of the state.
 """
 
 from __future__ import annotations
@@ -20,22 +26,27 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from deml_protocol import inputs
-from deml_protocol.errors import InternalError, PayloadTooLarge, Rejected
+from deml_protocol.errors import InternalError, OutputTooLarge, PayloadTooLarge, Rejected
 from deml_protocol.limits import MAX_INPUT_PAYLOAD
 
 from . import blobs, inspector, jobs, ledger, rounds, scoring, settlement
 from .config import Config
-from .context import Context, Metadata, Output
+from .context import Context, Metadata, Notice, Output
 from .router import Router
 from .state import State
 
 log = logging.getLogger("dapp")
 
-#: Inspect replies are split into reports of at most this many bytes (tx buffer is 2 MiB).
-MAX_REPORT_BYTES = 1 << 20
+#: The largest report the DApp emits; inspect replies are split into reports of this size.
+#: The machine's tx buffer, which every output and report passes through, is 2 MiB
+#: (``deml_protocol.limits.TX_BUFFER_BYTES``).
+MAX_REPORT_BYTES: Final = 1 << 20
+#: The largest notice or voucher payload the DApp emits (DeML's notices are far smaller:
+#: docs/protocol.md §7.2).
+MAX_OUTPUT_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,8 @@ class AdvanceResult:
     accepted: bool
     outputs: list[Output]
     reports: list[bytes]
+    #: The state after an accepted input, for ``DApp.commit``; None when rejected.
+    state: State | None = None
 
 
 def build_router() -> Router:
@@ -71,6 +84,7 @@ class DApp:
     scorers: dict[str, Any] = field(default_factory=dict)
 
     def advance(self, meta: Metadata, payload: bytes) -> AdvanceResult:
+        """Run one input on a copy of the state; ``self.state`` is not changed (``commit``)."""
         ctx = Context(
             state=self.state.copy(),
             meta=meta,
@@ -80,13 +94,18 @@ class DApp:
         )
         try:
             self._route(ctx, payload)
+            _check_output_sizes(ctx)
         except Rejected as exc:
             return self._rejected(meta, exc)
         except Exception:  # a bug, not bad input: reject, keep serving, log the traceback
             log.exception("input %d: internal error", meta.input_index)
             return self._rejected(meta, InternalError("unexpected error; see the node log"))
-        self.state = ctx.state
-        return AdvanceResult(True, ctx.outputs, ctx.reports)
+        return AdvanceResult(True, ctx.outputs, ctx.reports, ctx.state)
+
+    def commit(self, result: AdvanceResult) -> None:
+        """Keep the state of an accepted input, once all its outputs were emitted."""
+        if result.accepted and result.state is not None:
+            self.state = result.state
 
     def _route(self, ctx: Context, payload: bytes) -> None:
         if len(payload) > MAX_INPUT_PAYLOAD:
@@ -138,17 +157,34 @@ class DApp:
         return AdvanceResult(False, [], [_json(exc.as_report())])
 
     def inspect(self, payload: bytes) -> tuple[bool, list[bytes]]:
-        """Answer a query; (ok, JSON reports). Never changes the state."""
+        """Answer a query; (ok, JSON reports). Never changes the state: the view reads a copy,
+        and any failure, a bug in a view included, is a rejected inspect with one report."""
         try:
-            body = inspector.answer(self.state, payload)
+            text = _json(inspector.answer(self.state.copy(), payload))
         except Rejected as exc:
             return False, [_json(exc.as_report())]
         except Exception:
             log.exception("inspect: internal error")
             error = InternalError("unexpected error; see the node log").as_report()
             return False, [_json(error)]
-        text = _json(body)
         return True, [text[i : i + MAX_REPORT_BYTES] for i in range(0, len(text), MAX_REPORT_BYTES)]
+
+
+def _check_output_sizes(ctx: Context) -> None:
+    """Refuse, as a rejection of the input, an output the DApp must not emit."""
+    for output in ctx.outputs:
+        kind = "notice" if isinstance(output, Notice) else "voucher"
+        if len(output.payload) > MAX_OUTPUT_BYTES:
+            raise OutputTooLarge(
+                f"this input would emit a {kind} of {len(output.payload)} bytes; "
+                f"at most {MAX_OUTPUT_BYTES} are emitted"
+            )
+    for report in ctx.reports:
+        if len(report) > MAX_REPORT_BYTES:
+            raise OutputTooLarge(
+                f"this input would emit a report of {len(report)} bytes; "
+                f"at most {MAX_REPORT_BYTES} are emitted"
+            )
 
 
 def _json(body: Any) -> bytes:

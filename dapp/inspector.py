@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from deml_protocol import queries
-from deml_protocol.errors import UnknownQuery
+from deml_protocol.errors import PayloadTooLarge, UnknownQuery
 
 from . import views
 from .state import State
@@ -37,6 +37,11 @@ VIEWS: Final[dict[queries.Query[Any], View]] = {
 
 def answer(state: State, payload: bytes) -> Any:
     """The reply to an inspect payload (a UTF-8 path); raises ``Rejected`` for a bad one."""
+    if len(payload) > queries.MAX_PATH_BYTES:
+        raise PayloadTooLarge(
+            f"the query is {len(payload)} bytes; a query path is at most "
+            f"{queries.MAX_PATH_BYTES} bytes (§5 lists them)"
+        )
     try:
         path = payload.decode("utf-8")
     except UnicodeDecodeError as exc:

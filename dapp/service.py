@@ -1,12 +1,23 @@
-"""The rollup loop: ask for a request, handle it, emit its outputs, report its status."""
+"""The rollup loop: ask for a request, handle it, emit its outputs, report its status.
+
+No input and no query ends this loop: a DApp that exits is a halted machine, and a halted
+machine locks every balance for good. If the guest API refuses an output or a report
+(``RollupError``: the server answered, with an error), the request is rejected with one small
+``output_refused`` report: an advance's outputs are discarded with the machine's rollback, and
+its state is never committed (``DApp.commit`` runs only after every output was emitted). Only
+a broken connection to the rollup server (any other exception of ``Rollup``) ends the loop.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 
-from .app import DApp
+from deml_protocol.errors import OutputRefused
+
+from .app import AdvanceResult, DApp
 from .context import Metadata, Notice
-from .rollup import Rollup
+from .rollup import Rollup, RollupError
 
 log = logging.getLogger("dapp")
 
@@ -22,10 +33,7 @@ def serve(rollup: Rollup, dapp: DApp) -> None:
         if kind == "advance_state":
             status = _advance(rollup, dapp, Metadata.from_json(data["metadata"]), payload)
         elif kind == "inspect_state":
-            ok, reports = dapp.inspect(payload)
-            for report in reports:
-                rollup.report(report)
-            status = "accept" if ok else "reject"
+            status = _inspect(rollup, dapp, payload)
         else:
             log.error("unknown request type %r", kind)
             status = "reject"
@@ -33,6 +41,19 @@ def serve(rollup: Rollup, dapp: DApp) -> None:
 
 def _advance(rollup: Rollup, dapp: DApp, meta: Metadata, payload: bytes) -> str:
     result = dapp.advance(meta, payload)
+    try:
+        _emit(rollup, result)
+    except RollupError as exc:
+        log.error("input %d: the rollup server refused an output: %s", meta.input_index, exc)
+        _report_refusal(rollup, f"input {meta.input_index}", exc)
+        return "reject"  # the machine rolls back; the pending state is dropped
+    if not result.accepted:
+        return "reject"
+    dapp.commit(result)
+    return "accept"
+
+
+def _emit(rollup: Rollup, result: AdvanceResult) -> None:
     for output in result.outputs:
         if isinstance(output, Notice):
             rollup.notice(output.payload)
@@ -40,4 +61,25 @@ def _advance(rollup: Rollup, dapp: DApp, meta: Metadata, payload: bytes) -> str:
             rollup.voucher(output.destination, output.value, output.payload)
     for report in result.reports:
         rollup.report(report)
-    return "accept" if result.accepted else "reject"
+
+
+def _inspect(rollup: Rollup, dapp: DApp, payload: bytes) -> str:
+    ok, reports = dapp.inspect(payload)
+    try:
+        for report in reports:
+            rollup.report(report)
+    except RollupError as exc:
+        log.error("inspect: the rollup server refused a report: %s", exc)
+        _report_refusal(rollup, "inspect", exc)
+        return "reject"
+    return "accept" if ok else "reject"
+
+
+def _report_refusal(rollup: Rollup, what: str, exc: RollupError) -> None:
+    """One small report naming the refusal; if even that is refused, the log has it."""
+    error = OutputRefused(f"the rollup server refused an output of this request: {exc}")
+    body = json.dumps(error.as_report(), sort_keys=True, separators=(",", ":")).encode()
+    try:
+        rollup.report(body)
+    except RollupError as again:
+        log.error("%s: the rollup server refused the output_refused report too: %s", what, again)

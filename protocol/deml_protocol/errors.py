@@ -58,6 +58,7 @@ __all__ = [
     "InvalidJobSpec",
     "JobSpecError",
     "LimitExceeded",
+    "MAX_DETAIL_CHARS",
     "MalformedDeposit",
     "MalformedInput",
     "MemoryBudgetExceeded",
@@ -78,6 +79,8 @@ __all__ = [
     "NotFoundError",
     "NotSponsor",
     "OperatorNotAllowed",
+    "OutputRefused",
+    "OutputTooLarge",
     "PayloadTooLarge",
     "PermissionDenied",
     "QuotaExceeded",
@@ -103,6 +106,7 @@ __all__ = [
     "WindowClosed",
     "WindowNotOpen",
     "WorkBudgetExceeded",
+    "cut_detail",
 ]
 
 
@@ -125,6 +129,11 @@ class Cause(StrEnum):
 
 
 _REGISTRY: dict[str, type[Rejected]] = {}
+
+#: A ``detail`` longer than this many characters is cut, with a marker saying so, so that a
+#: rejection report stays small (at most about 2 KiB of ASCII, 24 KiB if every character is
+#: escaped) whatever text the input smuggled into it (docs/protocol.md §1.5).
+MAX_DETAIL_CHARS: Final = 2000
 
 #: Codes the DApp no longer raises: code -> what it meant. Never reuse one of these.
 RETIRED_CODES: Final[Mapping[str, str]] = MappingProxyType(
@@ -159,6 +168,7 @@ class Rejected(Exception):
         _REGISTRY[code] = cls
 
     def __init__(self, detail: str) -> None:
+        detail = cut_detail(detail)
         super().__init__(detail)
         self.detail = detail
 
@@ -173,6 +183,14 @@ class Rejected(Exception):
         if cls is None:
             return UnknownError.of_code(code)(detail)
         return cls(detail)
+
+
+def cut_detail(detail: str) -> str:
+    """``detail`` itself, or its start and a marker, in at most :data:`MAX_DETAIL_CHARS`."""
+    if len(detail) <= MAX_DETAIL_CHARS:
+        return detail
+    marker = f" [... cut: {len(detail):,} characters in all]"
+    return detail[: MAX_DETAIL_CHARS - len(marker)] + marker
 
 
 class UnknownError(Rejected):
@@ -497,6 +515,13 @@ class MemoryBudgetExceeded(LimitExceeded):
     code = "memory_budget_exceeded"
 
 
+class OutputTooLarge(LimitExceeded):
+    """A notice, voucher or report of this input would exceed what the DApp emits
+    (``dapp.app.MAX_REPORT_BYTES``, ``MAX_OUTPUT_BYTES``): the input is rejected instead."""
+
+    code = "output_too_large"
+
+
 # ---- funds ---------------------------------------------------------------------------------
 class InsufficientBalance(FundsError):
     code = "insufficient_balance"
@@ -518,6 +543,13 @@ class AggregationWeightsInvalid(InternalFailure):
     """FedAvg was given malformed weights; inputs never set them, so this is a bug."""
 
     code = "aggregation_weights_invalid"
+
+
+class OutputRefused(InternalFailure):
+    """The guest rollup API refused an output or report of this input (``dapp.service``):
+    the input is rejected, so the machine rolls back, and the DApp keeps serving."""
+
+    code = "output_refused"
 
 
 #: Every live code -> its class.

@@ -31,6 +31,7 @@ __all__ = [
     "JOBS",
     "LATEST_MODEL",
     "LEADERBOARD",
+    "MAX_PATH_BYTES",
     "ROUND",
     "STATE_DIGEST",
     "UPLOADS",
@@ -49,6 +50,11 @@ __all__ = [
     "UploaderReply",
     "match",
 ]
+
+
+#: The longest inspect payload the DApp reads; a longer one is refused (``payload_too_large``)
+#: before it is decoded or parsed. Every declared path is far shorter (a CID is under 100).
+MAX_PATH_BYTES: Final = 1024
 
 
 # ---- replies -------------------------------------------------------------------------------
