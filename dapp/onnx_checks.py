@@ -6,7 +6,7 @@ Two entry points, both bytes in and a :class:`ParsedModel` out, each parsing the
   to ``evaluate``. Size bound, protobuf decode, at most ``MAX_NODES`` nodes, each feeding the
   output; allowed operators only, no custom domains, functions, subgraphs, sparse or
   external data; one float32 input ``[N, d]``, one float output; float32 weights (finite)
-  and int64 constants only.
+  and int64 constants only, at most ``MAX_INT64_ELEMENTS`` of them in all.
 - :func:`check_same_graph` validates a submission against the job's already-validated
   graph: everything but the float initializer *values* must be identical, so a submission
   passes every structural rule by construction and only its weights are new.
@@ -41,6 +41,7 @@ from deml_protocol.errors import (
 
 __all__ = [
     "ALLOWED_OPERATORS",
+    "MAX_INT64_ELEMENTS",
     "MAX_MODEL_BYTES",
     "MAX_NODES",
     "ParsedModel",
@@ -56,6 +57,13 @@ MAX_MODEL_BYTES: Final = 16 * 1024 * 1024
 #: Nodes in one graph: an MLP needs two per layer (Gemm, activation), so 64 is 32 layers.
 #: Bounds graph size where weights do not (K MatMuls may all reuse one weight).
 MAX_NODES: Final = 64
+
+#: Elements of all int64 initializers together. They are graph structure (``Reshape``
+#: shapes: a rank-2 shape needs 2), and ONNX shape inference propagates their *values*
+#: through arithmetic nodes (``data_prop``) before the work budget can be known, building
+#: one protobuf dimension per element and node: a 1,000,000-element constant fed through 63
+#: ``Add`` nodes took 29 s and 4.6 GiB there. 64 elements bound that step to a few ms.
+MAX_INT64_ELEMENTS: Final = 64
 
 #: Default-domain operators a graph may use: enough for linear, logistic and softmax
 #: regression and dense networks, nothing with control flow, randomness or variable cost.
@@ -254,9 +262,17 @@ def _read_initializers(proto: ModelProto) -> tuple[dict[str, FloatArray], dict[s
     """Float32 weights and int64 constants by name, in graph order; weights must be finite."""
     weights: dict[str, FloatArray] = {}
     constants: dict[str, IntArray] = {}
+    int64_elements = 0
     for tensor in proto.graph.initializer:
         if tensor.name in weights or tensor.name in constants or not tensor.name:
             raise ModelUnparseable(f"initializer name {tensor.name!r} is empty or repeated")
+        if tensor.data_type == TensorProto.INT64:
+            int64_elements += math.prod(abs(dim) for dim in tensor.dims)
+            if int64_elements > MAX_INT64_ELEMENTS:
+                raise ModelFeatureNotAllowed(
+                    f"int64 initializers hold more than {MAX_INT64_ELEMENTS} elements in all "
+                    f"(at {tensor.name!r}); they are Reshape shapes, which need a few each"
+                )
         array = _tensor_array(tensor)
         if tensor.data_type == _WEIGHT_TYPE:
             _check_finite(tensor.name, array)  # type: ignore[arg-type]
