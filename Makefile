@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test test-fast check demo lint typecheck bench constraints clean
+.PHONY: setup test test-fast fuzz check demo lint typecheck bench constraints clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -29,6 +29,18 @@ test: setup
 # Unit tests only (no anvil, no devnet, no fresh-venv packaging test).
 test-fast: setup
 	$(BIN)/pytest -m "not devnet and not slow"
+
+# Property-based fuzzing of the whole DApp (tests/test_state_machine.py) with many more
+# examples than `make test` and a random seed; the seed is printed, to reproduce a failure.
+DEML_FUZZ_EXAMPLES ?= 10000
+DEML_FUZZ_SEED     ?= $(shell date +%s%N | cut -c1-12)
+FUZZ_AGAIN = make fuzz DEML_FUZZ_SEED=$(DEML_FUZZ_SEED) DEML_FUZZ_EXAMPLES=$(DEML_FUZZ_EXAMPLES)
+fuzz: setup
+	@echo "fuzz: $(DEML_FUZZ_EXAMPLES) examples, seed $(DEML_FUZZ_SEED); reproduce: $(FUZZ_AGAIN)"
+	DEML_FUZZ_EXAMPLES=$(DEML_FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider \
+	  tests/test_state_machine.py::test_dapp_state_machine \
+	  --hypothesis-seed=$(DEML_FUZZ_SEED) --hypothesis-show-statistics \
+	  || { echo "fuzz failed; reproduce: $(FUZZ_AGAIN)"; exit 1; }
 
 # Everything a reviewer runs, and what CI runs: lint, format check, strict typing, the whole
 # suite. Each prerequisite depends on setup, so a fresh clone needs nothing else.
