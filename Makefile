@@ -33,11 +33,13 @@ test-fast: setup
 # Property-based fuzzing of the whole DApp (tests/test_state_machine.py) with many more
 # examples than `make test` and a random seed; the seed is printed, to reproduce a failure.
 DEML_FUZZ_EXAMPLES ?= 10000
-DEML_FUZZ_SEED     ?= $(shell date +%s%N | cut -c1-12)
+ifndef DEML_FUZZ_SEED
+DEML_FUZZ_SEED := $(shell date +%s%N | cut -c1-12)
+endif
 FUZZ_AGAIN = make fuzz DEML_FUZZ_SEED=$(DEML_FUZZ_SEED) DEML_FUZZ_EXAMPLES=$(DEML_FUZZ_EXAMPLES)
 fuzz: setup
 	@echo "fuzz: $(DEML_FUZZ_EXAMPLES) examples, seed $(DEML_FUZZ_SEED); reproduce: $(FUZZ_AGAIN)"
-	DEML_FUZZ_EXAMPLES=$(DEML_FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider \
+	DEML_FUZZ_EXAMPLES=$(DEML_FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider --timeout=0 \
 	  tests/test_state_machine.py::test_dapp_state_machine \
 	  --hypothesis-seed=$(DEML_FUZZ_SEED) --hypothesis-show-statistics \
 	  || { echo "fuzz failed; reproduce: $(FUZZ_AGAIN)"; exit 1; }
