@@ -9,6 +9,7 @@ BENCHMARKS = (
     "bench.cid_throughput",
     "bench.validation",
     "bench.work_budget",
+    "bench.parse_bounds",
     "bench.dapp_inputs",
     "bench.fedavg_memory",
 )

@@ -42,6 +42,7 @@ from deml_protocol.errors import (
 __all__ = [
     "ALLOWED_OPERATORS",
     "MAX_INT64_ELEMENTS",
+    "MAX_TYPED_ELEMENTS",
     "MAX_MODEL_BYTES",
     "MAX_NODES",
     "ParsedModel",
@@ -64,6 +65,24 @@ MAX_NODES: Final = 64
 #: one protobuf dimension per element and node: a 1,000,000-element constant fed through 63
 #: ``Add`` nodes took 29 s and 4.6 GiB there. 64 elements bound that step to a few ms.
 MAX_INT64_ELEMENTS: Final = 64
+
+#: Structure that ONNX shape inference and the template copy walk before the work budget is
+#: known, each bounded by what the allowed operators need: inputs and outputs per node (Gemm
+#: and Clip take 3), attributes per node and values per list attribute (none needs a list),
+#: declared ``value_info`` entries (one per node output) and initializers (one per node input),
+#: the rank of declared tensors (the rank <= 2 rule itself is checked on the inferred shapes,
+#: as ``model_invalid``; this only bounds what inference is handed). Unbounded, a 16 MiB model
+#: spent 0.2-1.4 s there (4M node inputs, 300k value_info entries, a 1M-rank declaration).
+MAX_NODE_INPUTS: Final = 3
+MAX_ATTRIBUTES: Final = 8
+MAX_ATTRIBUTE_VALUES: Final = 16
+MAX_VALUE_INFOS: Final = MAX_NODES
+MAX_INITIALIZERS: Final = MAX_NODE_INPUTS * MAX_NODES
+MAX_DECLARED_RANK: Final = 8
+#: Elements stored in the typed ``float_data``/``int64_data`` fields instead of ``raw_data``
+#: (``numpy_helper.from_array`` writes ``raw_data``): each is a Python object to convert,
+#: ~120 ns apiece, so 16 MiB of them took 0.49 s. 65,536 bound that to ~8 ms.
+MAX_TYPED_ELEMENTS: Final = 65_536
 
 #: Default-domain operators a graph may use: enough for linear, logistic and softmax
 #: regression and dense networks, nothing with control flow, randomness or variable cost.
@@ -169,6 +188,36 @@ def _check_model_features(proto: ModelProto) -> None:
         raise ModelFeatureNotAllowed("model-local functions and training info are not accepted")
     if proto.graph.sparse_initializer:
         raise ModelFeatureNotAllowed("sparse initializers are not accepted; use dense ones")
+    _check_declarations(proto.graph)
+
+
+def _check_declarations(graph: GraphProto) -> None:
+    """Few declarations of small rank, and little data outside ``raw_data``.
+
+    (Graph inputs and outputs: ``_check_io``, which refuses a rank over 2 first.)
+    """
+    if len(graph.value_info) > MAX_VALUE_INFOS or len(graph.initializer) > MAX_INITIALIZERS:
+        raise ModelFeatureNotAllowed(
+            f"{len(graph.value_info)} value_info entries and {len(graph.initializer)} "
+            f"initializers; accepted: at most {MAX_VALUE_INFOS} and {MAX_INITIALIZERS}"
+        )
+    ranks = [len(v.type.tensor_type.shape.dim) for v in graph.value_info]
+    ranks += [len(t.dims) for t in graph.initializer]
+    if max(ranks, default=0) > MAX_DECLARED_RANK:
+        raise ModelFeatureNotAllowed(
+            f"a declared tensor or initializer of rank {max(ranks)}; accepted: rank <= "
+            f"{MAX_DECLARED_RANK} (and every tensor a node produces rank <= 2)"
+        )
+    _check_typed_data(graph)
+
+
+def _check_typed_data(graph: GraphProto) -> None:
+    typed = sum(len(t.float_data) + len(t.int64_data) for t in graph.initializer)
+    if typed > MAX_TYPED_ELEMENTS:
+        raise ModelFeatureNotAllowed(
+            f"{typed} initializer values in typed fields; at most {MAX_TYPED_ELEMENTS} "
+            "accepted: store tensors as raw_data (numpy_helper.from_array)"
+        )
 
 
 def _check_node(index: int, node: NodeProto) -> None:
@@ -177,6 +226,19 @@ def _check_node(index: int, node: NodeProto) -> None:
         raise OperatorNotAllowed(
             f"node {index} uses {where}; accepted (default domain only): "
             f"{', '.join(sorted(ALLOWED_OPERATORS))}"
+        )
+    if len(node.input) > MAX_NODE_INPUTS or len(node.output) != 1:
+        raise ModelFeatureNotAllowed(
+            f"node {index} ({node.op_type}) has {len(node.input)} inputs and "
+            f"{len(node.output)} outputs; accepted: at most {MAX_NODE_INPUTS} inputs, one output"
+        )
+    if len(node.attribute) > MAX_ATTRIBUTES or any(
+        max(len(a.ints), len(a.floats), len(a.strings)) > MAX_ATTRIBUTE_VALUES
+        for a in node.attribute
+    ):
+        raise ModelFeatureNotAllowed(
+            f"node {index} ({node.op_type}) has {len(node.attribute)} attributes or a list of "
+            f"more than {MAX_ATTRIBUTE_VALUES} values; accepted: at most {MAX_ATTRIBUTES}"
         )
     for attribute in node.attribute:
         if attribute.ref_attr_name or attribute.type not in _SCALAR_ATTRIBUTES:
@@ -193,6 +255,11 @@ def _tensor_dims(info: ValueInfoProto) -> tuple[int, list[tuple[int, str]]] | No
     tensor = info.type.tensor_type
     if not tensor.HasField("shape"):
         return tensor.elem_type, []
+    if len(tensor.shape.dim) > 2:
+        raise ModelIoInvalid(
+            f"graph input or output {info.name!r} has rank {len(tensor.shape.dim)}; accepted: "
+            "input [N, d], output [N] or [N, k]"
+        )
     return tensor.elem_type, [(d.dim_value, d.dim_param) for d in tensor.shape.dim]
 
 
@@ -369,6 +436,11 @@ def _read_like(job: ParsedModel, proto: ModelProto) -> dict[str, FloatArray]:
     Integer initializers are graph structure and must equal the job's values.
     """
     expected: dict[str, npt.NDArray[np.generic]] = {**job.weights, **job.constants}
+    if len(proto.graph.initializer) > len(expected):
+        raise InitializerMismatch(
+            f"{len(proto.graph.initializer)} initializers; the job's graph has {len(expected)}"
+        )
+    _check_typed_data(proto.graph)
     seen: dict[str, npt.NDArray[np.generic]] = {}
     for tensor in proto.graph.initializer:
         want = expected.get(tensor.name)

@@ -457,3 +457,79 @@ def test_int64_cap_counts_all_constants_together() -> None:
     model = onnx.load_from_string(reshape_model([0, 4]))
     split(model)
     assert code_of(lambda: parse_model(model.SerializeToString())) == ("model_feature_not_allowed")
+
+
+def _many_inputs(model: onnx.ModelProto) -> None:
+    model.graph.node[0].input.extend(["X"] * onnx_checks.MAX_NODE_INPUTS)
+
+
+def _two_outputs(model: onnx.ModelProto) -> None:
+    model.graph.node[0].output.append("extra")
+
+
+def _long_attribute(model: onnx.ModelProto) -> None:
+    values = list(range(onnx_checks.MAX_ATTRIBUTE_VALUES + 1))
+    model.graph.node[0].attribute.append(helper.make_attribute("junk", values))
+
+
+def _many_attributes(model: onnx.ModelProto) -> None:
+    model.graph.node[0].attribute.extend(
+        helper.make_attribute(f"a{i}", 1) for i in range(onnx_checks.MAX_ATTRIBUTES + 1)
+    )
+
+
+def _many_value_infos(model: onnx.ModelProto) -> None:
+    model.graph.value_info.extend(
+        helper.make_tensor_value_info(f"v{i}", TensorProto.FLOAT, ["N", 1])
+        for i in range(onnx_checks.MAX_VALUE_INFOS + 1)
+    )
+
+
+def _high_rank_value_info(model: onnx.ModelProto) -> None:
+    rank = onnx_checks.MAX_DECLARED_RANK + 1
+    model.graph.value_info.append(helper.make_tensor_value_info("v", TensorProto.FLOAT, [1] * rank))
+
+
+def _many_initializers(model: onnx.ModelProto) -> None:
+    model.graph.initializer.extend(
+        numpy_helper.from_array(np.zeros(1, np.float32), f"unused{i}")
+        for i in range(onnx_checks.MAX_INITIALIZERS)
+    )
+
+
+def _typed_data(model: onnx.ModelProto) -> None:
+    size = onnx_checks.MAX_TYPED_ELEMENTS + 1
+    model.graph.initializer.append(helper.make_tensor("t", TensorProto.FLOAT, [size], [0.0] * size))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _many_inputs,
+        _two_outputs,
+        _long_attribute,
+        _many_attributes,
+        _many_value_infos,
+        _high_rank_value_info,
+        _many_initializers,
+        _typed_data,
+    ],
+)
+def test_what_shape_inference_walks_is_bounded(job_bytes: bytes, edit: Edit) -> None:
+    """Each bound holds at its limit + 1, checked while parsing (before shape inference)."""
+    assert code_of(lambda: parse_model(edited(job_bytes, edit))) == "model_feature_not_allowed"
+
+
+def test_typed_data_is_bounded_in_submissions() -> None:
+    big = model_zoo.mlp([300, 256, 2], seed=0)  # 77,570 weights: over the typed-data cap
+    parsed = parse_model(big)
+
+    def to_float_data(model: onnx.ModelProto) -> None:
+        for tensor in model.graph.initializer:
+            values = numpy_helper.to_array(tensor).ravel().tolist()
+            tensor.ClearField("raw_data")
+            tensor.float_data.extend(values)
+
+    assert code_of(lambda: check_same_graph(parsed, edited(big, to_float_data))) == (
+        "model_feature_not_allowed"
+    )
