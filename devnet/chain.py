@@ -56,6 +56,11 @@ class RpcError(ChainError):
         self.method, self.code, self.rpc_message, self.data = method, code, message, data
 
 
+class BadReply(ChainError):
+    """The endpoint answered, but not with what the method returns (a broken or lying
+    backend): treated like an outage, retried, never parsed into wrong values."""
+
+
 class TransactionReverted(ChainError):
     """A call or transaction reverted. ``selector`` is ``b""`` when there was no data."""
 
@@ -145,11 +150,21 @@ def decode_result(types: Sequence[str], data: bytes) -> tuple[Any, ...]:
 
 
 def _int(value: str) -> int:
-    return int(value, 16)
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise BadReply(f"expected a 0x quantity, got {str(value)[:80]!r}")
+    try:
+        return int(value, 16)
+    except ValueError as exc:
+        raise BadReply(f"expected a 0x quantity, got {value[:80]!r}") from exc
 
 
 def _bytes(value: str) -> bytes:
-    return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    if not isinstance(value, str):
+        raise BadReply(f"expected 0x hex data, got {str(value)[:80]!r}")
+    try:
+        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    except ValueError as exc:
+        raise BadReply(f"expected 0x hex data, got {value[:80]!r}") from exc
 
 
 def _quantity(value: int) -> str:
@@ -161,14 +176,17 @@ def _tag(block: BlockTag) -> str:
 
 
 def _parse_log(raw: dict[str, Any]) -> Log:
-    return Log(
-        address=raw["address"].lower(),
-        topics=tuple(_bytes(t) for t in raw["topics"]),
-        data=_bytes(raw["data"]),
-        block_number=_int(raw["blockNumber"]),
-        tx_hash=raw["transactionHash"],
-        log_index=_int(raw["logIndex"]),
-    )
+    try:
+        return Log(
+            address=str(raw["address"]).lower(),
+            topics=tuple(_bytes(t) for t in raw["topics"]),
+            data=_bytes(raw["data"]),
+            block_number=_int(raw["blockNumber"]),
+            tx_hash=str(raw["transactionHash"]),
+            log_index=_int(raw["logIndex"]),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BadReply(f"malformed log in an eth_getLogs reply: {exc!r}") from exc
 
 
 class Chain:
@@ -210,9 +228,13 @@ class Chain:
             reply = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise RpcError(method, -1, f"no valid reply from {self.url}: {exc}") from exc
+        if not isinstance(reply, dict):
+            raise BadReply(f"{method}: the reply is {type(reply).__name__}, not a JSON-RPC object")
         error = reply.get("error")
         if error is None:
             return reply.get("result")
+        if not isinstance(error, dict):
+            raise BadReply(f"{method}: the error is {type(error).__name__}, not an object")
         raw_data = error.get("data")
         data = _bytes(raw_data) if isinstance(raw_data, str) and raw_data.startswith("0x") else None
         message = str(error.get("message", ""))
@@ -236,12 +258,15 @@ class Chain:
         raw = self.rpc("eth_getBlockByNumber", _tag(block), False)
         if raw is None:
             raise ChainError(f"block {block} does not exist yet")
-        return Block(
-            number=_int(raw["number"]),
-            hash=raw["hash"],
-            timestamp=_int(raw["timestamp"]),
-            prev_randao=_bytes(raw.get("mixHash") or "0x" + "00" * 32),
-        )
+        try:
+            return Block(
+                number=_int(raw["number"]),
+                hash=str(raw["hash"]),
+                timestamp=_int(raw["timestamp"]),
+                prev_randao=_bytes(raw.get("mixHash") or "0x" + "00" * 32),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise BadReply(f"malformed eth_getBlockByNumber reply: {exc!r}") from exc
 
     def accounts(self) -> list[str]:
         return [a.lower() for a in self.rpc("eth_accounts")]
@@ -265,9 +290,16 @@ class Chain:
         tx = self._tx(sender, to=to, data=data, value=value)
         return _bytes(self.rpc("eth_call", tx, _tag(block)))
 
-    def call_fn(self, to: str, signature: str, *args: Any, returns: Sequence[str] = ()) -> Any:
+    def call_fn(
+        self,
+        to: str,
+        signature: str,
+        *args: Any,
+        returns: Sequence[str] = (),
+        block: BlockTag = "latest",
+    ) -> Any:
         """Call a view by signature; one return type gives the value, several a tuple."""
-        out = decode_result(returns, self.call(to, encode_call(signature, *args)))
+        out = decode_result(returns, self.call(to, encode_call(signature, *args), block=block))
         return out[0] if len(returns) == 1 else out
 
     def get_logs(
@@ -283,7 +315,10 @@ class Chain:
             flt["address"] = address
         if topics:
             flt["topics"] = [None if t is None else "0x" + t.hex() for t in topics]
-        return [_parse_log(raw) for raw in self.rpc("eth_getLogs", flt)]
+        logs = self.rpc("eth_getLogs", flt)
+        if not isinstance(logs, list):
+            raise BadReply(f"eth_getLogs returned {type(logs).__name__}, not a list")
+        return [_parse_log(raw) for raw in logs]
 
     # -- writes --------------------------------------------------------------------------
 

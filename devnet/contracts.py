@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple, TypedDict
 
 from eth_abi.abi import decode, encode
+from eth_abi.exceptions import DecodingError
 
 from deml_protocol import addresses as addr
 from deml_protocol.abi import keccak256, selector_of
 
 from .anvil import REPO_ROOT
-from .chain import Chain, ChainError, Receipt, encode_call
+from .chain import BadReply, Chain, ChainError, Receipt, encode_call
 
 __all__ = [
     "ROLLUPS_OUT",
@@ -283,8 +284,17 @@ class Rollups:
             from_block=from_block,
             to_block=to_block,
         )
-        found = [(log, _input_added(log.topics, log.data)) for log in logs]
+        try:
+            found = [(log, _input_added(log.topics, log.data)) for log in logs]
+        except (IndexError, DecodingError) as exc:  # a broken backend, not a broken input
+            raise BadReply(f"malformed InputAdded log: {exc!r}") from exc
         return [InputAdded(a, i, raw, log.block_number, log.tx_hash) for log, (a, i, raw) in found]
+
+    def number_of_inputs(self, app: str, *, block: int | str = "latest") -> int:
+        """``InputBox.getNumberOfInputs(app)`` as of ``block``."""
+        signature = "getNumberOfInputs(address)"
+        count = self.chain.call_fn(addr.INPUT_BOX, signature, app, returns=["uint256"], block=block)
+        return int(count)
 
     def submit_claim(
         self, authority: str, app: str, *, last_block: int, root: bytes, sender: str

@@ -57,6 +57,17 @@ class ClaimMismatch(RuntimeError):
     """The chain already holds a claim for this epoch with a different root."""
 
 
+class InputGap(ChainError):
+    """A scan did not give exactly the next inputs, in order, that the InputBox counts: the
+    backend answered from behind (or skipped a log). Nothing is stored; the scan is retried."""
+
+
+class ReorgDetected(RuntimeError):
+    """A block the node already scanned is no longer on the chain. Inputs from it may have
+    been processed; the node stops rather than diverge (raise ``confirmations`` past the
+    chain's reorg depth, or restart from an empty database to follow the new chain)."""
+
+
 class NodeStopped(RuntimeError):
     """:meth:`Node.run` ended (stopped, or failed) before the awaited condition held."""
 
@@ -71,6 +82,10 @@ class NodeConfig:
     #: Unlocked account owning the Authority; ``None`` runs a reader that never claims.
     claimer: str | None
     name: str = "deml"
+    #: Blocks an input must be buried under before it is read. 0 suits the automining devnet
+    #: (a block exists only when a transaction is sent, and nothing reorgs it); a public
+    #: chain wants its finality depth here.
+    confirmations: int = 0
 
 
 class Node:
@@ -135,7 +150,8 @@ class Node:
             self._changed(ended=True)  # wakes waiters: nothing will change any more
 
     def step(self) -> None:
-        head = self.chain.block_number()
+        head = self.chain.block_number() - self.config.confirmations
+        self._check_no_reorg()
         self._scan(head)
         self._process_pending()
         if self.config.claimer is not None:
@@ -176,6 +192,20 @@ class Node:
             self._progress.notify_all()
 
     # ---- 1. scan -----------------------------------------------------------------------------
+    def _check_no_reorg(self) -> None:
+        """The last block scanned must still be on the chain, with the same hash."""
+        scanned, known = self.store.get_meta("scanned_block"), self.store.get_meta("scanned_hash")
+        if scanned is None or known is None:
+            return
+        if self.chain.block_number() < int(scanned):
+            raise ReorgDetected(f"block {scanned} was scanned and the chain is shorter now")
+        now = self.chain.get_block(int(scanned)).hash
+        if now != known:
+            raise ReorgDetected(
+                f"block {scanned} was {known} when scanned and is {now} now: the chain "
+                "reorganized under inputs this node may have processed"
+            )
+
     def _scan(self, head: int) -> None:
         scanned = self.store.get_meta("scanned_block")
         start = self.config.deployment_block if scanned is None else int(scanned) + 1
@@ -184,10 +214,26 @@ class Node:
             found = self.rollups.input_added_logs(
                 self.config.application, from_block=start, to_block=end
             )
+            self._check_contiguous([e.index for e in found], end)
             rows = [(e.index, e.block_number, e.raw_input, e.tx_hash) for e in found]
-            self.store.add_inputs(rows, scanned_to=end)
+            end_hash = self.chain.get_block(end).hash
+            self.store.add_inputs(rows, scanned_to=end, scanned_hash=end_hash)
             self._changed()
             start = end + 1
+
+    def _check_contiguous(self, indexes: list[int], end: int) -> None:
+        """The logs must be the next inputs, in order, and all the InputBox holds at ``end``:
+        a backend a block behind would otherwise make the node skip an input forever."""
+        first = self.store.count("inputs")
+        expected = list(range(first, first + len(indexes)))
+        if indexes != expected:
+            raise InputGap(f"expected inputs {expected[:3]}… from the logs, got {indexes[:3]}…")
+        on_chain = self.rollups.number_of_inputs(self.config.application, block=end)
+        if on_chain != first + len(indexes):
+            raise InputGap(
+                f"the InputBox holds {on_chain} inputs at block {end}; the logs gave "
+                f"{first + len(indexes)}"
+            )
 
     # ---- 2. process ----------------------------------------------------------------------------
     def _process_pending(self) -> None:

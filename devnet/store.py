@@ -106,8 +106,11 @@ class Store:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # ---- inputs ----------------------------------------------------------------------------
-    def add_inputs(self, rows: Sequence[tuple[int, int, bytes, str]], scanned_to: int) -> None:
-        """Record new inputs and the last block scanned, atomically (no gap, no repeat)."""
+    def add_inputs(
+        self, rows: Sequence[tuple[int, int, bytes, str]], scanned_to: int, scanned_hash: str
+    ) -> None:
+        """Record new inputs and the last block scanned (and its hash, to notice a reorg),
+        atomically (no gap, no repeat)."""
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO inputs (idx, block_number, raw, tx_hash) VALUES (?,?,?,?)",
@@ -116,6 +119,7 @@ class Store:
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('scanned_block', ?)", (str(scanned_to),)
             )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('scanned_hash', ?)", (scanned_hash,))
 
     def record_result(
         self,
