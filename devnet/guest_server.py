@@ -75,21 +75,29 @@ class BadRequest(Exception):
 
 
 class GuestServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    """``listen=False`` serves only the Python side of both halves (``finish``/``emit`` called
+    directly, as ``devnet.in_process`` does): no socket, no HTTP thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, listen: bool = True) -> None:
         self._cond = threading.Condition()
         self._queue: deque[_Request] = deque()
         self._current: _Request | None = None
         self._next_index = 0
         self._closing = False
-        self._httpd = _QuietServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        # A short poll: shutdown() waits for the loop to look (the default 0.5 s per stop).
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._httpd: _QuietServer | None = None
+        self._thread: threading.Thread | None = None
+        if listen:
+            self._httpd = _QuietServer((host, port), _make_handler(self))
+            self._httpd.daemon_threads = True
+            # A short poll: shutdown() waits for the loop to look (the default 0.5 s per stop).
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            )
 
     @property
     def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("this guest server does not listen (listen=False)")
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
@@ -98,7 +106,8 @@ class GuestServer:
         return self._next_index
 
     def start(self) -> GuestServer:
-        self._thread.start()
+        if self._thread is not None:
+            self._thread.start()
         return self
 
     def close(self) -> None:
@@ -110,8 +119,9 @@ class GuestServer:
                 request.result.exception = b"guest server closed"
                 request.done.set()
             self._cond.notify_all()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
 
     def __enter__(self) -> GuestServer:
         return self.start()

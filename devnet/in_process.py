@@ -79,7 +79,7 @@ class InProcessMachine:
     def __init__(self, *, env: Mapping[str, str] | None = None, timeout: float = 180.0) -> None:
         self.timeout = timeout
         self.dapp = DApp(config=Config.from_env({**os.environ, **(env or {})}))
-        self.server = GuestServer()
+        self.server = GuestServer(listen=False)
         self._thread = threading.Thread(target=self._serve, name="dapp", daemon=True)
         self.error: BaseException | None = None
 
