@@ -18,7 +18,7 @@ rounds and finished jobs, not just rejections. After every input:
     outputs and reports (and ``test_replay_on_the_real_process`` replays into the real
     ``python -m dapp`` process once).
 
-Profiles: ``make test`` runs ``deml-test`` (fixed seed, 120 examples of 25 steps);
+Profiles: ``make test`` runs ``deml-test`` (fixed seed, 90 examples of 25 steps);
 ``make fuzz`` sets ``DEML_FUZZ_EXAMPLES`` (``deml-fuzz``, random seed printed by the
 Makefile, reproduce with ``make fuzz DEML_FUZZ_SEED=<seed>``).
 """
@@ -77,7 +77,7 @@ TRANSFER = bytes.fromhex("a9059cbb")
 
 settings.register_profile(
     "deml-test",
-    max_examples=120,
+    max_examples=90,
     stateful_step_count=25,
     derandomize=True,
     database=None,
