@@ -135,7 +135,7 @@ class GuestServer:
         metadata: dict[str, Any],
         payload: bytes,
         *,
-        timeout: float = 180.0,
+        timeout: float | None = 180.0,
         is_alive: Callable[[], bool] = lambda: True,
     ) -> Result:
         missing = [name for name in METADATA_FIELDS if name not in metadata]
@@ -146,20 +146,26 @@ class GuestServer:
         return self._submit(_Request("advance_state", body), timeout, is_alive)
 
     def inspect(
-        self, payload: bytes, *, timeout: float = 180.0, is_alive: Callable[[], bool] = lambda: True
+        self,
+        payload: bytes,
+        *,
+        timeout: float | None = 180.0,
+        is_alive: Callable[[], bool] = lambda: True,
     ) -> Result:
         body = {"payload": "0x" + payload.hex()}
         return self._submit(_Request("inspect_state", body), timeout, is_alive)
 
-    def _submit(self, request: _Request, timeout: float, is_alive: Callable[[], bool]) -> Result:
+    def _submit(
+        self, request: _Request, timeout: float | None, is_alive: Callable[[], bool]
+    ) -> Result:
         with self._cond:
             self._queue.append(request)
             self._cond.notify_all()
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout  # None: no limit
         while not request.done.wait(0.05):
             if not is_alive():
                 raise MachineHalted("the DApp process exited")
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise MachineHalted(f"no /finish within {timeout} s")
         if request.result.status == "exception":
             raise MachineHalted(f"the DApp raised an exception: {request.result.exception!r}")

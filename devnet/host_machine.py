@@ -38,7 +38,7 @@ class HostMachine:
         *,
         env: Mapping[str, str] | None = None,
         log: IO[bytes] | None = None,
-        timeout: float = 180.0,
+        timeout: float | None = 180.0,
     ) -> None:
         self.timeout = timeout
         self._env = dict(env or {})

@@ -115,7 +115,7 @@ class Node:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> Node:
-        self._machine = HostMachine(env=self._dapp_env, log=self._dapp_log).start()
+        self._machine = self._new_machine()
         self._replay()
         return self
 
@@ -258,19 +258,36 @@ class Node:
             )
 
     def _advance(self, row: InputRow) -> tuple[str, list[OutputRow], list[bytes]]:
+        """One input. A DApp that dies is restarted by replay and given the input once more:
+        a host-side failure (the process was killed, the host ran out of something) must not
+        become a permanent EXCEPTION that a node on another host would not record. Only an
+        input that halts a freshly replayed DApp again is EXCEPTION."""
         metadata, payload = decode_evm_advance(row.raw)
-        try:
-            result = self.machine.advance(metadata, payload)
-        except MachineHalted as exc:
-            log.error("input %d halted the DApp (%s); restarting it by replay", row.index, exc)
-            self._restart_machine()
-            return "EXCEPTION", [], [str(exc).encode()]
+        for attempt in (1, 2):
+            try:
+                result = self.machine.advance(metadata, payload)
+                break
+            except MachineHalted as exc:
+                log.error(
+                    "input %d halted the DApp (%s, attempt %d); restarting it by replay",
+                    row.index,
+                    exc,
+                    attempt,
+                )
+                self._restart_machine()
+                if attempt == 2:
+                    return "EXCEPTION", [], [str(exc).encode()]
         outputs = [OutputRow(o.index, row.index, o.raw, output_hash(o.raw)) for o in result.outputs]
         return STATUS[result.status], outputs, result.reports
 
+    def _new_machine(self) -> HostMachine:
+        # No wall-clock limit on an input: the DApp bounds its own work (the work budget), and
+        # a deadline would make a slow host record EXCEPTION where a fast one accepts.
+        return HostMachine(env=self._dapp_env, log=self._dapp_log, timeout=None).start()
+
     def _restart_machine(self) -> None:
         self.machine.stop()
-        self._machine = HostMachine(env=self._dapp_env, log=self._dapp_log).start()
+        self._machine = self._new_machine()
         self._replay(check=False)
 
     def _replay(self, *, check: bool = True) -> None:

@@ -169,3 +169,23 @@ def test_a_reorg_under_scanned_inputs_stops_the_node(
             one.node.wait_until(lambda: False)
         assert isinstance(one.node.failure, ReorgDetected), stopped.value
         chain.close()
+
+
+def test_a_dapp_killed_between_inputs_costs_no_input(
+    rollups: Rollups, tmp_path: Path, running: Callable[..., Running]
+) -> None:
+    """A host-side failure (the DApp process killed) is retried on a DApp rebuilt by replay:
+    the input is processed as any node would process it, not marked EXCEPTION forever."""
+    one = running(rollups, rollups.chain.url, tmp_path / "node.sqlite")
+    app, alice = one.node.config.application, rollups.chain.accounts()[1]
+    rollups.deposit_ether(app, value_wei=10**18, sender=alice)
+    one.node.wait_until(lambda: one.processed() == 1)
+    process = one.node.machine.process
+    assert process is not None
+    process.kill()  # idle, waiting for its next request: nothing about the next input
+    process.wait()
+    rollups.add_input(app, inputs.WITHDRAW_ETHER.encode(10**17), sender=alice)
+    one.node.wait_until(lambda: one.processed() == 2)
+    statuses = [row.status for row in one.node.store.inputs()]
+    assert statuses == ["ACCEPTED", "ACCEPTED"]  # the deposit was replayed, the withdrawal ran
+    assert one.node.machine.process is not process and one.thread.is_alive()
