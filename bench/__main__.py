@@ -12,6 +12,7 @@ BENCHMARKS = (
     "bench.parse_bounds",
     "bench.dapp_inputs",
     "bench.fedavg_memory",
+    "bench.state_scaling",
 )
 
 
