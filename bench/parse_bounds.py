@@ -10,12 +10,13 @@ must cost little next to an evaluation the budget admits. This times, cold:
 - the *reference*: the costliest honest evaluation of ``bench.work_budget``'s grid at its
   largest row count (MLP 30-256-256-2 on 4,000 rows: decode, compile, check, run, ROC AUC);
 - the *worst admitted* inputs of each kind: a model at every parsing cap (int64 constants
-  through 63 ``Add`` nodes into a ``Reshape``: the data-propagation path), the largest
+  through 63 ``Add`` nodes into a ``Reshape``, once the data-propagation path), the largest
   model, the largest stored shard, the largest deflated shard (32 MiB of arrays);
 - the *reproduced attacks*, now refused: the int64-constant model of issue 9 (a) and the
-  zip extra-field bomb of (b), next to what the former path (``zipfile``/``np.load``; shape
-  inference with the int64 cap lifted) spends on them. The former model path runs at
-  ``--attack-elements`` (issue 9 measured 1,000,000: 29 s and 4.6 GiB on this host).
+  zip extra-field bomb of (b), next to what the former path (``zipfile``/``np.load``; today's
+  shape inference, without data propagation, with the int64 cap lifted) spends on them. The
+  former model path runs at ``--attack-elements`` (issue 9 measured 1,000,000 with data
+  propagation: 29 s and 4.6 GiB on this host; without it, 2 s).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dapp.onnx_checks import check_same_graph, parse_model
 from dapp.shards import MAX_SHARD_BYTES, load_shard
 from deml_console import model_zoo
 from deml_protocol.errors import Rejected
+from tests.test_onnx_checks import int64_arithmetic_model
 
 FEATURES = 30
 
@@ -73,23 +75,6 @@ def reference(repeats: int) -> float:
         scorer.score(check_same_graph(scorer.graph, job), shard, Metric.ROC_AUC)
 
     return timed(cold, repeats)[0]
-
-
-def int64_arithmetic(elements: int, adds: int = 63) -> bytes:
-    """Issue 9 (a): an int64 constant through ``adds`` Add nodes into a Reshape's shape."""
-    nodes = [helper.make_node("Add", ["c", "c"], ["h1"])]
-    nodes += [helper.make_node("Add", [f"h{i}", "c"], [f"h{i + 1}"]) for i in range(1, adds)]
-    nodes.append(helper.make_node("Reshape", ["X", f"h{adds}"], ["out"]))
-    graph = helper.make_graph(
-        nodes,
-        "int64-arithmetic",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
-        initializer=[numpy_helper.from_array(np.ones(elements, dtype=np.int64), "c")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    serialized: bytes = model.SerializeToString()
-    return serialized
 
 
 def largest_model() -> bytes:
@@ -178,7 +163,7 @@ def stored_at_bound() -> bytes:
 def rows(repeats: int, attack_elements: int) -> list[tuple[str, int, float, str, float | None]]:
     """(label, bytes, seconds, outcome, former path seconds or None)."""
     cap = onnx_checks.MAX_INT64_ELEMENTS
-    attack, at_cap = int64_arithmetic(attack_elements), int64_arithmetic(cap)
+    attack, at_cap = int64_arithmetic_model(attack_elements), int64_arithmetic_model(cap)
     largest = largest_model()
     bomb, deflated, stored = extra_field_bomb(), deflated_at_bound(), stored_at_bound()
     honest = honest_shard(10_000)

@@ -123,9 +123,12 @@ def _per_row(info: ValueInfoProto) -> int:
 
 
 def _inferred(template: ModelProto) -> ModelProto:
+    """ONNX shape inference, without data propagation: propagating int64 values through
+    arithmetic costs one protobuf dimension per value and node, which nothing checked before
+    bounds. A ``Reshape`` shape is read from its int64 initializer, which is all it needs."""
     try:
         inferred: ModelProto = shape_inference.infer_shapes(
-            template, check_type=True, strict_mode=True, data_prop=True
+            template, check_type=True, strict_mode=True, data_prop=False
         )
     except (shape_inference.InferenceError, ValidationError) as exc:
         raise ModelInvalid(f"the graph's shapes do not check out: {exc}") from exc

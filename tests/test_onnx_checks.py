@@ -418,8 +418,8 @@ def test_integer_initializers_are_structure() -> None:
 
 def int64_arithmetic_model(elements: int, adds: int = 63) -> bytes:
     """The reproduced shape-inference attack: an int64 constant of ``elements`` values fed
-    through ``adds`` Add nodes into a Reshape's shape. ONNX data propagation computes every
-    Add's values (one protobuf dimension each) before the work budget is known."""
+    through ``adds`` Add nodes into a Reshape's shape. With data propagation ONNX computed
+    every Add's values (one protobuf dimension each) before the work budget was known."""
     nodes = [helper.make_node("Add", ["c", "c"], ["h1"])]
     nodes += [helper.make_node("Add", [f"h{i}", "c"], [f"h{i + 1}"]) for i in range(1, adds)]
     nodes.append(helper.make_node("Reshape", ["X", f"h{adds}"], ["out"]))
@@ -533,3 +533,25 @@ def test_typed_data_is_bounded_in_submissions() -> None:
     assert code_of(lambda: check_same_graph(parsed, edited(big, to_float_data))) == (
         "model_feature_not_allowed"
     )
+
+
+def test_a_reshape_shape_must_be_a_constant_not_computed() -> None:
+    """Shape inference runs without data propagation, whose cost nothing bounds: the result
+    of a Reshape whose shape is computed from int64 constants (here [0, 2] + [0, 2] = [0, 4],
+    a valid shape) is not inferred, so the tensor is refused; with the shape as an
+    initializer the same graph is accepted."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["half", "half"], ["shape"]),
+            helper.make_node("Reshape", ["X", "shape"], ["r"]),
+            helper.make_node("Identity", ["r"], ["out"]),
+        ],
+        "computed-shape",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(np.array([0, 2], dtype=np.int64), "half")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    computed = parse_model(model.SerializeToString())
+    assert code_of(lambda: Scorer.compile(computed, max_rows=10)) == "model_invalid"
+    Scorer.compile(parse_model(reshape_model([0, 4])), max_rows=10)
