@@ -224,7 +224,7 @@ class Node:
     def _check_contiguous(self, indexes: list[int], end: int) -> None:
         """The logs must be the next inputs, in order, and all the InputBox holds at ``end``:
         a backend a block behind would otherwise make the node skip an input forever."""
-        first = self.store.count("inputs")
+        first = self.store.next_input_index()
         expected = list(range(first, first + len(indexes)))
         if indexes != expected:
             raise InputGap(f"expected inputs {expected[:3]}… from the logs, got {indexes[:3]}…")

@@ -162,6 +162,10 @@ class Store:
         )
         return [InputRow(*row) for row in rows]
 
+    def next_input_index(self) -> int:
+        """One past the highest stored input index (a primary-key lookup, not a count)."""
+        return int(self._rows("SELECT COALESCE(MAX(idx) + 1, 0) FROM inputs", ())[0][0])
+
     def input_epochs(self, epoch_length: int) -> list[int]:
         rows = self._rows(
             "SELECT DISTINCT block_number / ? FROM inputs ORDER BY 1", (epoch_length,)
