@@ -150,9 +150,9 @@ class Node:
             self._changed(ended=True)  # wakes waiters: nothing will change any more
 
     def step(self) -> None:
-        head = self.chain.block_number() - self.config.confirmations
-        self._check_no_reorg()
-        self._scan(head)
+        head = self.chain.block_number()
+        self._check_no_reorg(head)
+        self._scan(head - self.config.confirmations)
         self._process_pending()
         if self.config.claimer is not None:
             self._claim_finished_epochs()
@@ -192,12 +192,12 @@ class Node:
             self._progress.notify_all()
 
     # ---- 1. scan -----------------------------------------------------------------------------
-    def _check_no_reorg(self) -> None:
+    def _check_no_reorg(self, head: int) -> None:
         """The last block scanned must still be on the chain, with the same hash."""
         scanned, known = self.store.get_meta("scanned_block"), self.store.get_meta("scanned_hash")
         if scanned is None or known is None:
             return
-        if self.chain.block_number() < int(scanned):
+        if head < int(scanned):
             raise ReorgDetected(f"block {scanned} was scanned and the chain is shorter now")
         now = self.chain.get_block(int(scanned)).hash
         if now != known:
