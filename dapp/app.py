@@ -7,10 +7,12 @@
    ``execLayerData``, if any, runs as a call made by the depositor (step 3)
 3. anything else                                    -> ``Router.dispatch``: selector -> handler
 
-All of it runs on a copy of the state (``State.copy``). ``advance`` never changes
-``DApp.state``: an accepted result carries the new state, and ``dapp.service`` commits it
-(``DApp.commit``) only once every output of the input was emitted. A rejected input leaves the
-state untouched and emits one report ``{"error": code, "detail": ...}`` and no outputs.
+All of it runs in a transaction on ``DApp.state`` (``dapp.state``: an undo journal, so an
+input costs what it writes, not what the state holds). A rejected input is rolled back before
+``advance`` returns: the state is untouched, and it emits one report
+``{"error": code, "detail": ...}`` and no outputs. An accepted input leaves its transaction
+open: ``dapp.service`` commits it (``DApp.commit``) only once every output was emitted, and
+rolls it back (``DApp.discard``) if the guest API refused one.
 
 Every output is bounded here, before anything is emitted: a rejection's ``detail`` is cut at
 ``deml_protocol.errors.MAX_DETAIL_CHARS``; a notice or voucher payload over
@@ -18,7 +20,8 @@ Every output is bounded here, before anything is emitted: a rejection's ``detail
 (``output_too_large``) instead of reaching the guest API, which would refuse it.
 
 ``DApp.inspect`` answers a declared query (``balances/0x…``, routed by ``dapp.inspector``)
-with JSON reports of at most :data:`MAX_REPORT_BYTES` each, on a copy of the state.
+with JSON reports of at most :data:`MAX_REPORT_BYTES` each, in a transaction that is always
+rolled back.
 """
 
 from __future__ import annotations
@@ -54,8 +57,6 @@ class AdvanceResult:
     accepted: bool
     outputs: list[Output]
     reports: list[bytes]
-    #: The state after an accepted input, for ``DApp.commit``; None when rejected.
-    state: State | None = None
 
 
 def build_router() -> Router:
@@ -84,9 +85,12 @@ class DApp:
     scorers: dict[str, Any] = field(default_factory=dict)
 
     def advance(self, meta: Metadata, payload: bytes) -> AdvanceResult:
-        """Run one input on a copy of the state; ``self.state`` is not changed (``commit``)."""
+        """Run one input. Rejected: rolled back already. Accepted: its writes stay pending
+        until ``commit`` (keep) or ``discard`` (drop)."""
+        if self.state.in_transaction:
+            raise RuntimeError("the previous input was neither committed nor discarded")
         ctx = Context(
-            state=self.state.copy(),
+            state=self.state,
             meta=meta,
             config=self.config,
             sender=meta.msg_sender,
@@ -96,16 +100,21 @@ class DApp:
             self._route(ctx, payload)
             _check_output_sizes(ctx)
         except Rejected as exc:
+            self.state.rollback()
             return self._rejected(meta, exc)
         except Exception:  # a bug, not bad input: reject, keep serving, log the traceback
+            self.state.rollback()
             log.exception("input %d: internal error", meta.input_index)
             return self._rejected(meta, InternalError("unexpected error; see the node log"))
-        return AdvanceResult(True, ctx.outputs, ctx.reports, ctx.state)
+        return AdvanceResult(True, ctx.outputs, ctx.reports)
 
-    def commit(self, result: AdvanceResult) -> None:
-        """Keep the state of an accepted input, once all its outputs were emitted."""
-        if result.accepted and result.state is not None:
-            self.state = result.state
+    def commit(self) -> None:
+        """Keep the pending writes of the accepted input, once all its outputs were emitted."""
+        self.state.commit()
+
+    def discard(self) -> None:
+        """Drop the pending writes of the accepted input (its outputs could not be emitted)."""
+        self.state.rollback()
 
     def _route(self, ctx: Context, payload: bytes) -> None:
         if len(payload) > MAX_INPUT_PAYLOAD:
@@ -130,8 +139,9 @@ class DApp:
         ledger.credit(ctx.state, deposit.asset, deposit.depositor, deposit.amount)
         if not portal.exec_layer_data:
             return
+        savepoint = ctx.state.savepoint()
         call = Context(
-            state=ctx.state.copy(),
+            state=ctx.state,
             meta=ctx.meta,
             config=ctx.config,
             sender=deposit.depositor,
@@ -141,14 +151,15 @@ class DApp:
         try:
             self.router.dispatch(call, portal.exec_layer_data)
         except Rejected as exc:
+            ctx.state.rollback(savepoint)
             ctx.report_json(exc.as_report() | {"deposit": "credited to the depositor"})
             return
         except Exception:
+            ctx.state.rollback(savepoint)
             log.exception("input %d: internal error in a deposit's call", ctx.meta.input_index)
             error = InternalError("unexpected error; see the node log").as_report()
             ctx.report_json(error | {"deposit": "credited to the depositor"})
             return
-        ctx.state = call.state
         ctx.outputs.extend(call.outputs)
         ctx.reports.extend(call.reports)
 
@@ -157,16 +168,20 @@ class DApp:
         return AdvanceResult(False, [], [_json(exc.as_report())])
 
     def inspect(self, payload: bytes) -> tuple[bool, list[bytes]]:
-        """Answer a query; (ok, JSON reports). Never changes the state: the view reads a copy,
-        and any failure, a bug in a view included, is a rejected inspect with one report."""
+        """Answer a query; (ok, JSON reports). Never changes the state: views only read, and
+        whatever a view might write is rolled back. Any failure, a bug in a view included, is
+        a rejected inspect with one report."""
+        savepoint = self.state.savepoint()
         try:
-            text = _json(inspector.answer(self.state.copy(), payload))
+            text = _json(inspector.answer(self.state, payload))
         except Rejected as exc:
             return False, [_json(exc.as_report())]
         except Exception:
             log.exception("inspect: internal error")
             error = InternalError("unexpected error; see the node log").as_report()
             return False, [_json(error)]
+        finally:
+            self.state.rollback(savepoint)
         return True, [text[i : i + MAX_REPORT_BYTES] for i in range(0, len(text), MAX_REPORT_BYTES)]
 
 

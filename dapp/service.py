@@ -4,7 +4,7 @@ No input and no query ends this loop: a DApp that exits is a halted machine, and
 machine locks every balance for good. If the guest API refuses an output or a report
 (``RollupError``: the server answered, with an error), the request is rejected with one small
 ``output_refused`` report: an advance's outputs are discarded with the machine's rollback, and
-its state is never committed (``DApp.commit`` runs only after every output was emitted). Only
+its writes are discarded (``DApp.commit`` runs only after every output was emitted). Only
 a broken connection to the rollup server (any other exception of ``Rollup``) ends the loop.
 """
 
@@ -46,10 +46,11 @@ def _advance(rollup: Rollup, dapp: DApp, meta: Metadata, payload: bytes) -> str:
     except RollupError as exc:
         log.error("input %d: the rollup server refused an output: %s", meta.input_index, exc)
         _report_refusal(rollup, f"input {meta.input_index}", exc)
-        return "reject"  # the machine rolls back; the pending state is dropped
+        dapp.discard()  # the machine rolls back too; a no-op after a rejection
+        return "reject"
     if not result.accepted:
         return "reject"
-    dapp.commit(result)
+    dapp.commit()
     return "accept"
 
 
