@@ -66,6 +66,8 @@ def build_router() -> Router:
     router.add(inputs.BEGIN_BLOB, blobs.handle_begin_blob)
     router.add(inputs.PUT_CHUNK, blobs.handle_put_chunk)
     router.add(inputs.ABORT_BLOB, blobs.handle_abort_blob)
+    router.add(inputs.COLLECT_BLOBS, blobs.handle_collect_blobs)
+    router.add(inputs.DROP_UPLOAD, blobs.handle_drop_upload)
     router.add(inputs.CREATE_JOB, jobs.handle_create_job)
     router.add(inputs.CREATE_JOB_FROM_BALANCE, jobs.handle_create_job_from_balance)
     router.add(inputs.COMMIT_SUBMISSION, rounds.handle_commit_submission)
@@ -173,7 +175,7 @@ class DApp:
         a rejected inspect with one report."""
         savepoint = self.state.savepoint()
         try:
-            text = _json(inspector.answer(self.state, payload))
+            text = _json(inspector.answer(self.state, payload, self.config))
         except Rejected as exc:
             return False, [_json(exc.as_report())]
         except Exception:

@@ -6,11 +6,13 @@ triggers the check: the assembled bytes must import to ``cid`` under a DeML prof
 (:func:`deml_protocol.cid.verify_content`), and only then is the blob stored and a
 ``BlobStored`` notice emitted. Uploads are per (uploader, CID); ``abortBlob`` drops one, and
 one not finished within ``upload_ttl_s`` of block time after its ``beginBlob`` is abandoned:
-it takes no more chunks and the next ``beginBlob`` (anyone's) drops it.
+it takes no more chunks, its uploader may ``beginBlob`` it again, and anyone may drop it
+(``dropUpload``). ``collectBlobs`` deletes stored blobs nothing needs any more.
 
 Quotas count bytes actually held (stored blobs plus chunks received), never announced sizes,
-so filling the DApp's memory costs as many inputs as the bytes themselves. Running totals live
-in ``state.counters`` (``blob_bytes`` and ``blob_bytes:<address>``): no per-input scan.
+so filling the DApp's memory costs as many inputs as the bytes themselves; bytes paid from a
+reservation (``dapp.storage``) need no free room. Running totals live in ``state.counters``
+(``blob_bytes``, ``blob_bytes:<address>``, ``uploads:<address>``): no per-input scan.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from deml_protocol.cid import CidError, compute_cid, parse_cid, verify_content
 from deml_protocol.errors import (
     BadArgument,
     BlobExists,
+    BlobInUse,
     BlobNotFound,
     BlobTooLarge,
     ChunkExceedsSize,
@@ -36,10 +39,14 @@ from deml_protocol.errors import (
     UploadInProgress,
 )
 
+from . import storage
 from .config import BlobLimits
 from .context import Context
 from .records import Blob, Upload
-from .state import State
+from .state import State, add_count
+
+#: At most this many CIDs per ``collectBlobs``.
+MAX_COLLECT = 64
 
 
 def canonical_cid(text: str) -> str:
@@ -54,19 +61,23 @@ def handle_begin_blob(ctx: Context, *, cid: str, size: int) -> None:
     limits, state, sender = ctx.config.blobs, ctx.state, ctx.sender
     if cid in state.blobs:
         raise BlobExists(f"{cid} is already stored; use it as it is")
-    _drop_abandoned(ctx)  # first, so an abandoned upload of this CID can be begun again
-    if (sender, cid) in state.uploads:
-        received = state.uploads[(sender, cid)].received
-        raise UploadInProgress(
-            f"you are already uploading {cid}: send putChunk at offset "
-            f"{received}, or abortBlob to start again"
-        )
+    previous = state.uploads.get((sender, cid))
+    if previous is not None:
+        if not _is_abandoned(previous, ctx.meta.block_timestamp, limits.upload_ttl_s):
+            raise UploadInProgress(
+                f"you are already uploading {cid}: send putChunk at offset "
+                f"{previous.received}, or abortBlob to start again"
+            )
+        _drop(state, previous)  # your own abandoned upload of it: start again
     if size > limits.max_blob_bytes:
         raise BlobTooLarge(f"{size} bytes; a blob may have at most {limits.max_blob_bytes}")
-    mine = sum(1 for who, _ in state.uploads if who == sender)
+    mine = state.counters.get(f"uploads:{sender}", 0)
     if mine >= limits.max_uploads_per_sender:
-        raise TooManyUploads(f"you have {mine} unfinished uploads; finish or abortBlob one")
-    _check_quota(state, sender, size, limits)  # would the whole blob fit right now?
+        raise TooManyUploads(
+            f"you have {mine} unfinished uploads; finish or abortBlob one (uploads/{sender})"
+        )
+    # Would the whole blob fit right now, after what your reservations pay for?
+    _check_quota(state, sender, size - storage.reserved_by(state, sender), limits)
     upload = Upload(
         cid=cid,
         uploader=sender,
@@ -79,6 +90,7 @@ def handle_begin_blob(ctx: Context, *, cid: str, size: int) -> None:
         _complete(ctx, upload)
     else:
         state.uploads[(sender, cid)] = upload
+        add_count(state, f"uploads:{sender}", 1)
 
 
 def handle_put_chunk(ctx: Context, *, cid: str, offset: int, data: bytes) -> None:
@@ -98,11 +110,19 @@ def handle_put_chunk(ctx: Context, *, cid: str, offset: int, data: bytes) -> Non
         raise ChunkExceedsSize(
             f"chunk ends at {offset + len(data)}, past the announced size {upload.size}"
         )
-    _check_quota(ctx.state, ctx.sender, len(data), ctx.config.blobs)
+    paid = min(len(data), storage.reserved_by(ctx.state, ctx.sender))
+    _check_quota(ctx.state, ctx.sender, len(data) - paid, ctx.config.blobs)
+    storage.take_reserved(ctx.state, ctx.sender, paid)
     _count(ctx.state, ctx.sender, len(data))
-    upload = replace(upload, chunks=upload.chunks + (data,), received=offset + len(data))
+    upload = replace(
+        upload,
+        chunks=upload.chunks + (data,),
+        received=offset + len(data),
+        reserved=upload.reserved + paid,
+    )
     if upload.received == upload.size:
         del ctx.state.uploads[(upload.uploader, upload.cid)]
+        add_count(ctx.state, f"uploads:{upload.uploader}", -1)
         _complete(ctx, upload)
     else:
         ctx.state.uploads[(upload.uploader, upload.cid)] = upload
@@ -110,9 +130,57 @@ def handle_put_chunk(ctx: Context, *, cid: str, offset: int, data: bytes) -> Non
 
 def handle_abort_blob(ctx: Context, *, cid: str) -> None:
     key = (ctx.sender, canonical_cid(cid))
-    if key not in ctx.state.uploads:
+    upload = ctx.state.uploads.get(key)
+    if upload is None:
         raise NoSuchUpload(f"you have no upload of {key[1]} in progress")
-    _count(ctx.state, ctx.sender, -ctx.state.uploads.pop(key).received)
+    _drop(ctx.state, upload)
+
+
+def handle_drop_upload(ctx: Context, *, uploader: str, cid: str) -> None:
+    """Anyone may drop an abandoned upload, freeing the bytes it received."""
+    key = (uploader.lower(), canonical_cid(cid))
+    upload = ctx.state.uploads.get(key)
+    if upload is None:
+        raise NoSuchUpload(f"{key[0]} has no upload of {key[1]} in progress")
+    ttl = ctx.config.blobs.upload_ttl_s
+    if not _is_abandoned(upload, ctx.meta.block_timestamp, ttl):
+        raise BlobInUse(
+            f"the upload is live until block time {upload.started_ts + ttl}; "
+            "only its uploader may abort it before then"
+        )
+    _drop(ctx.state, upload)
+
+
+def handle_collect_blobs(ctx: Context, *, cids: list[str]) -> None:
+    """Delete stored blobs that nothing pins and whose keep time is over: all or none."""
+    if not 1 <= len(cids) <= MAX_COLLECT:
+        raise BadArgument(f"name 1 to {MAX_COLLECT} CIDs; got {len(cids)}")
+    now = ctx.meta.block_timestamp
+    for text in cids:
+        cid = canonical_cid(text)
+        blob = ctx.state.blobs.get(cid)
+        if blob is None:
+            raise BlobNotFound(f"{cid} is not stored (named twice, or collected already?)")
+        if blob.pins:
+            raise BlobInUse(
+                f"{cid} is pinned by {blob.pins} live reference(s): a job's graph or global "
+                "model, or a shard or model of a round not yet closed"
+            )
+        if now < blob.keep_until_ts:
+            raise BlobInUse(f"{cid} is kept until block time {blob.keep_until_ts}; now is {now}")
+        del ctx.state.blobs[cid]
+        del ctx.state.blob_bytes[cid]
+        _count(ctx.state, blob.uploader, -blob.size)
+        ctx.notice(notices.BLOB_DELETED.encode(cid, blob.size))
+
+
+def _drop(state: State, upload: Upload) -> None:
+    """Forget an unfinished upload: its bytes are freed, what reservations paid is promised
+    again."""
+    del state.uploads[(upload.uploader, upload.cid)]
+    add_count(state, f"uploads:{upload.uploader}", -1)
+    _count(state, upload.uploader, -upload.received)
+    storage.give_back(state, upload.uploader, upload.reserved)
 
 
 def _live_upload(ctx: Context, cid: str) -> Upload:
@@ -140,9 +208,15 @@ def _complete(ctx: Context, upload: Upload) -> None:
         ) from exc
     if upload.cid in ctx.state.blobs:  # someone else finished the same content first
         _count(ctx.state, upload.uploader, -len(data))
+        storage.give_back(ctx.state, upload.uploader, upload.reserved)
         return
     ctx.state.blobs[upload.cid] = Blob(
-        cid=upload.cid, size=len(data), uploader=upload.uploader, input_index=ctx.meta.input_index
+        cid=upload.cid,
+        size=len(data),
+        uploader=upload.uploader,
+        input_index=ctx.meta.input_index,
+        keep_until_ts=ctx.meta.block_timestamp + ctx.config.blobs.keep_s,
+        reserved=upload.reserved,
     )
     ctx.state.blob_bytes[upload.cid] = data
     ctx.notice(notices.BLOB_STORED.encode(upload.cid, len(data), upload.uploader))
@@ -152,30 +226,22 @@ def _is_abandoned(upload: Upload, now_ts: int, ttl_s: int) -> bool:
     return now_ts - upload.started_ts > ttl_s
 
 
-def _drop_abandoned(ctx: Context) -> None:
-    ttl = ctx.config.blobs.upload_ttl_s
-    for key, upload in list(ctx.state.uploads.items()):
-        if _is_abandoned(upload, ctx.meta.block_timestamp, ttl):
-            del ctx.state.uploads[key]
-            _count(ctx.state, upload.uploader, -upload.received)
-
-
 def _count(state: State, holder: str, delta: int) -> None:
     """Move the running byte totals (all holders, and this holder) by ``delta``."""
-    for key in ("blob_bytes", f"blob_bytes:{holder}"):
-        total = state.counters.get(key, 0) + delta
-        if total:
-            state.counters[key] = total
-        else:
-            state.counters.pop(key, None)  # no zero rows: the state digest stays canonical
+    add_count(state, "blob_bytes", delta)
+    add_count(state, f"blob_bytes:{holder}", delta)
 
 
 def _check_quota(state: State, sender: str, more: int, limits: BlobLimits) -> None:
-    held = state.counters.get("blob_bytes", 0)
-    if held + more > limits.total_quota_bytes:
+    """Do ``more`` unreserved bytes fit? Reserved bytes are promised to others."""
+    if more <= 0:
+        return  # paid by the sender's reservations in full
+    held, promised = state.counters.get("blob_bytes", 0), state.counters.get("reserved", 0)
+    if held + promised + more > limits.total_quota_bytes:
         raise QuotaExceeded(
-            f"the DApp holds {held} of its {limits.total_quota_bytes} blob "
-            f"bytes; {more} more do not fit"
+            f"the DApp holds {held} and has promised {promised} of its "
+            f"{limits.total_quota_bytes} blob bytes; {more} more do not fit. Unpinned blobs "
+            "past their keep time can be freed with collectBlobs (inspect storage/unpinned)"
         )
     mine = state.counters.get(f"blob_bytes:{sender}", 0)
     if mine + more > limits.sender_quota_bytes:
@@ -197,14 +263,18 @@ def blob_bytes(state: State, cid: str) -> bytes:
 def store_derived_blob(ctx: Context, data: bytes) -> str:
     """Store bytes the DApp made itself (an aggregated model); returns the CID (v1).
 
-    Not charged to anyone's quota: its size is bounded by the job's graph, which passed the
-    model-size check when the job was posted.
+    Not checked against a quota: its size is bounded by the job's graph, which passed the
+    model-size check when the job was posted, and the caller pins it at once.
     """
     cid = compute_cid(data)
     if cid not in ctx.state.blobs:
         uploader = ctx.meta.app_contract
         ctx.state.blobs[cid] = Blob(
-            cid=cid, size=len(data), uploader=uploader, input_index=ctx.meta.input_index
+            cid=cid,
+            size=len(data),
+            uploader=uploader,
+            input_index=ctx.meta.input_index,
+            keep_until_ts=ctx.meta.block_timestamp + ctx.config.blobs.keep_s,
         )
         ctx.state.blob_bytes[cid] = data
         _count(ctx.state, uploader, len(data))

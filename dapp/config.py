@@ -26,6 +26,9 @@ class BlobLimits:
     #: An upload not finished this long (block time) after its beginBlob is abandoned.
     upload_ttl_s: int = 24 * 3600
     max_uploads_per_sender: int = 4
+    #: A blob nothing references is kept this long (block time) after it was stored or last
+    #: referenced, then anyone may collect it (``collectBlobs``).
+    keep_s: int = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ class Config:
             max_uploads_per_sender=int(
                 env.get("DEML_MAX_UPLOADS_PER_SENDER", defaults.max_uploads_per_sender)
             ),
+            keep_s=int(env.get("DEML_BLOB_KEEP_S", defaults.keep_s)),
         )
         return cls(
             ether_portal=addresses.normalize_address(

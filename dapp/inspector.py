@@ -3,11 +3,13 @@
 Routed like advance inputs (``dapp.router``): every query is declared in
 ``deml_protocol.queries`` with typed parameters, one parser (:func:`deml_protocol.queries.match`)
 turns a path into the query and its parameters, and :data:`VIEWS` names the view that
-answers it. A query never changes the state.
+answers it (a view with a ``config`` parameter also gets the DApp's settings). A query never
+changes the state.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -15,6 +17,7 @@ from deml_protocol import queries
 from deml_protocol.errors import PayloadTooLarge, UnknownQuery
 
 from . import views
+from .config import Config
 from .state import State
 
 __all__ = ["VIEWS", "answer"]
@@ -25,6 +28,8 @@ VIEWS: Final[dict[queries.Query[Any], View]] = {
     queries.BALANCES: views.balances,
     queries.BLOB: views.blob,
     queries.BLOB_DATA: views.blob_data,
+    queries.STORAGE: views.storage,
+    queries.UNPINNED: views.unpinned,
     queries.UPLOADS: views.uploads,
     queries.JOBS: views.jobs,
     queries.JOB: views.job,
@@ -35,7 +40,7 @@ VIEWS: Final[dict[queries.Query[Any], View]] = {
 }
 
 
-def answer(state: State, payload: bytes) -> Any:
+def answer(state: State, payload: bytes, config: Config) -> Any:
     """The reply to an inspect payload (a UTF-8 path); raises ``Rejected`` for a bad one."""
     if len(payload) > queries.MAX_PATH_BYTES:
         raise PayloadTooLarge(
@@ -47,4 +52,7 @@ def answer(state: State, payload: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise UnknownQuery("inspect payload must be a UTF-8 path like balances/0x…") from exc
     query, params = queries.match(path)
-    return VIEWS[query](state, **params)
+    view = VIEWS[query]
+    if "config" in inspect.signature(view).parameters:  # a view that shows settings
+        params["config"] = config
+    return view(state, **params)

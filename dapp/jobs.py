@@ -15,7 +15,7 @@ from typing import Any
 from deml_protocol import notices
 from deml_protocol.errors import DepositRequired, InvalidJobSpec, NoSuchJob
 
-from . import ledger, payouts
+from . import ledger, payouts, storage
 from .context import Context
 from .job_spec import parse_spec
 from .records import Amount, Job, Round
@@ -53,6 +53,7 @@ def _create(ctx: Context, asset: str, amount: Amount, spec_args: dict[str, Any])
         )
     job_id = ctx.state.counters.get("next_job_id", 1)
     ctx.state.counters["next_job_id"] = job_id + 1
+    graph = scorer_for(ctx, spec.model_cid).graph
     job = Job(
         id=job_id,
         sponsor=ctx.sender,
@@ -63,10 +64,13 @@ def _create(ctx: Context, asset: str, amount: Amount, spec_args: dict[str, Any])
         created_input=ctx.meta.input_index,
         current_round=0,
         global_model_cid=spec.model_cid,
+        shard_reserve=storage.shard_reserve(spec.holdout_rows, graph.n_features),
+        model_reserve=storage.model_reserve(ctx.state.blobs[spec.model_cid].size),
     )
+    storage.pin(ctx.state, spec.model_cid)  # the job's graph, for the job's life
+    storage.pin(ctx.state, spec.model_cid)  # ... and its global model, until replaced
     open_round(ctx, job, 0, start_ts=ctx.meta.block_timestamp)
-    initial = scorer_for(ctx, spec.model_cid).graph
-    ctx.state.fingerprints[(job_id, weights_fingerprint(initial))] = "global"
+    ctx.state.fingerprints[(job_id, weights_fingerprint(graph))] = "global"
     ctx.notice(
         notices.JOB_CREATED.encode(
             job_id, ctx.sender, asset, amount, spec.model_cid, spec.metric.value, spec.rounds
@@ -75,7 +79,12 @@ def _create(ctx: Context, asset: str, amount: Amount, spec_args: dict[str, Any])
 
 
 def open_round(ctx: Context, job: Job, index: int, *, start_ts: int) -> None:
-    """Start round ``index`` at ``start_ts``; its budget takes what earlier rounds carried."""
+    """Start round ``index`` at ``start_ts``; its budget takes what earlier rounds carried.
+    Room for its shard is promised to the sponsor: checked for the first round (the job is
+    refused if there is none), never for later ones (a close must not fail for room)."""
+    storage.reserve(
+        ctx.state, ctx.config.blobs, job.sponsor, job.shard_reserve, checked=index == 0
+    )
     spec = job.spec
     budget = Amount(payouts.round_budgets(job.escrow, spec.rounds)[index] + job.carried)
     commit_end = start_ts + spec.commit_s

@@ -33,6 +33,14 @@ class Blob:
     size: int
     uploader: str
     input_index: int
+    #: Live references (a job's graph or global model, a revealed shard or model of a round
+    #: not yet closed): a pinned blob is never collected (``dapp.storage``).
+    pins: int = 0
+    #: Block time until which the blob is kept even unpinned: stored + keep time, or last
+    #: unpinned + keep time, whichever is later.
+    keep_until_ts: int = 0
+    #: Bytes of it its uploader paid from a reservation, not yet claimed by a reveal.
+    reserved: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +53,8 @@ class Upload:
     chunks: tuple[bytes, ...]
     received: int
     started_ts: int
+    #: Of ``received``, the bytes taken from the uploader's reservation (``dapp.storage``).
+    reserved: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +90,9 @@ class Job:
     #: The round in progress, or ``spec.rounds`` once the job is finished.
     current_round: int
     global_model_cid: str
+    #: Storage reserved for each round's shard (sponsor) and each commitment's model (client).
+    shard_reserve: int = 0
+    model_reserve: int = 0
     #: Budget not yet paid out and not yet assigned to a round (remainders, unclaimed rounds).
     carried: Amount = Amount(0)
     paid: Amount = Amount(0)
@@ -117,6 +130,8 @@ class Submission:
     commitment: bytes
     bond: Amount
     commit_input: int
+    #: Storage reserved at commit for the model's upload (``dapp.storage``).
+    reserved: int = 0
     model_cid: str | None = None
     reveal_input: int | None = None
     score: Score | None = None  # None until scored (or forever, without a shard)

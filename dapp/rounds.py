@@ -28,7 +28,7 @@ from deml_protocol.errors import (
     WindowNotOpen,
 )
 
-from . import ledger
+from . import ledger, storage
 from .blobs import canonical_cid
 from .context import Context
 from .jobs import get_job
@@ -71,8 +71,14 @@ def handle_commit_submission(
     bond = job.spec.commit_bond
     if bond:
         ledger.debit(ctx.state, job.asset, ctx.sender, bond)
+    # Room for the model you will reveal, promised now or the commit is refused (bond kept).
+    storage.reserve(ctx.state, ctx.config.blobs, ctx.sender, job.model_reserve, checked=True)
     ctx.state.submissions[key] = Submission(
-        client=ctx.sender, commitment=commitment, bond=bond, commit_input=ctx.meta.input_index
+        client=ctx.sender,
+        commitment=commitment,
+        bond=bond,
+        commit_input=ctx.meta.input_index,
+        reserved=job.model_reserve,
     )
     ctx.state.rounds[(jobId, round)] = replace(rnd, committers=rnd.committers + (ctx.sender,))
 
@@ -105,6 +111,8 @@ def handle_reveal_holdout(
     graph, metric = job.spec.model_cid, job.spec.metric
     shard = stored_shard(ctx, data_cid, metric, max_rows=job.spec.holdout_rows)
     baseline = score(ctx, graph, checked_model(ctx, graph, rnd.model_cid), shard, metric)
+    storage.pin(ctx.state, data_cid)  # until the round closes
+    storage.claim_reservation(ctx.state, job.sponsor, data_cid, job.shard_reserve)
     ctx.state.rounds[(jobId, round)] = replace(rnd, holdout_cid=data_cid, baseline=baseline.score)
 
 
@@ -141,6 +149,8 @@ def handle_reveal_submission(
         model_score = score(ctx, graph, model, shard, metric).score
     if sub.bond:
         ledger.credit(ctx.state, job.asset, ctx.sender, sub.bond)
+    storage.pin(ctx.state, model_cid)  # until the round closes (FedAvg reads it)
+    storage.claim_reservation(ctx.state, ctx.sender, model_cid, sub.reserved)
     ctx.state.submissions[(jobId, round, ctx.sender)] = replace(
         sub,
         model_cid=model_cid,

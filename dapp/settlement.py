@@ -15,7 +15,7 @@ from dataclasses import replace
 from deml_protocol import notices
 from deml_protocol.errors import RoundNotOver
 
-from . import ledger, payouts
+from . import ledger, payouts, storage
 from .blobs import store_derived_blob
 from .context import Context
 from .fedavg import fedavg
@@ -51,7 +51,30 @@ def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:
     for sub, amount in zip(winners, shares, strict=True):
         if amount:
             ledger.pay(ctx, job.asset, sub.client, amount)
+    _free_round_storage(ctx, job, rnd, subs, new_model)
     _finish_round(ctx, job, rnd, revealed, winners, shares, carried, new_model)
+
+
+def _free_round_storage(
+    ctx: Context, job: Job, rnd: Round, subs: list[Submission], new_model: str
+) -> None:
+    """The round's shard and models are needed no more; promises not taken up end; the new
+    global model replaces the old one; a finished job lets go of its graph and model."""
+    for sub in subs:
+        if sub.model_cid is None:
+            storage.release(ctx.state, sub.client, sub.reserved)
+        else:
+            storage.unpin(ctx, sub.model_cid)
+    if rnd.holdout_cid is None:
+        storage.release(ctx.state, job.sponsor, job.shard_reserve)
+    else:
+        storage.unpin(ctx, rnd.holdout_cid)
+    if new_model != rnd.model_cid:
+        storage.pin(ctx.state, new_model)
+        storage.unpin(ctx, rnd.model_cid)
+    if rnd.index == job.spec.rounds - 1:  # finished: kept the keep time, then collectable
+        storage.unpin(ctx, job.spec.model_cid)
+        storage.unpin(ctx, new_model)
 
 
 def _accepted(revealed: list[Submission], baseline: Score, min_gain: int) -> list[Submission]:

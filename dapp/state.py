@@ -157,6 +157,16 @@ class State:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+def add_count(state: State, key: str, delta: int) -> None:
+    """Move the counter ``key`` by ``delta``; a counter at zero has no row (so the digest has
+    one spelling for "nothing")."""
+    total = state.counters.get(key, 0) + delta
+    if total:
+        state.counters[key] = total
+    else:
+        state.counters.pop(key, None)
+
+
 #: The names of State's tables (every field but the journal).
 TABLES: Final = tuple(f.name for f in fields(State) if f.name != "journal")
 

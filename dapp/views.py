@@ -22,12 +22,15 @@ from deml_protocol.queries import (
     LeaderboardEntry,
     RoundReply,
     StateDigestReply,
+    StorageReply,
     SubmissionReply,
+    UnpinnedBlobReply,
     UploaderReply,
     UploadReply,
 )
 
 from .blobs import blob_bytes, canonical_cid
+from .config import Config
 from .jobs import get_job
 from .ledger import balance_of
 from .records import Job, Submission
@@ -44,11 +47,15 @@ __all__ = [
     "leaderboard",
     "round_view",
     "state_digest",
+    "storage",
+    "unpinned",
     "uploads",
 ]
 
 #: Bytes per ``blobs/<cid>/data/<offset>`` page (base64 grows it by 4/3; reports hold 1 MiB).
 DATA_PAGE_BYTES: Final = 512 * 1024
+#: At most this many entries in ``storage/unpinned`` (soonest collectable first).
+MAX_UNPINNED_LISTED: Final = 256
 
 
 def balances(state: State, *, address: str) -> BalancesReply:
@@ -71,6 +78,8 @@ def blob(state: State, *, cid: str) -> BlobReply:
             "size": stored.size,
             "uploader": stored.uploader,
             "input_index": stored.input_index,
+            "pins": stored.pins,
+            "keep_until_ts": stored.keep_until_ts,
         }
     uploads: list[UploaderReply] = [
         {"uploader": u.uploader, "size": u.size, "received": u.received}
@@ -95,6 +104,26 @@ def blob_data(state: State, *, cid: str, offset: int) -> BlobPageReply:
         "data_base64": base64.b64encode(page).decode(),
         "next_offset": end if end < len(data) else None,
     }
+
+
+def storage(state: State, *, config: Config) -> StorageReply:
+    held, promised = state.counters.get("blob_bytes", 0), state.counters.get("reserved", 0)
+    quota = config.blobs.total_quota_bytes
+    return {
+        "total_quota_bytes": quota,
+        "held_bytes": held,
+        "reserved_bytes": promised,
+        "free_bytes": max(0, quota - held - promised),
+    }
+
+
+def unpinned(state: State) -> list[UnpinnedBlobReply]:
+    """Candidates for ``collectBlobs`` (a scan: inspect only, never on an advance)."""
+    found = sorted((b.keep_until_ts, cid, b.size) for cid, b in state.blobs.items() if not b.pins)
+    return [
+        {"cid": cid, "size": size, "keep_until_ts": keep_until}
+        for keep_until, cid, size in found[:MAX_UNPINNED_LISTED]
+    ]
 
 
 def uploads(state: State, *, uploader: str) -> list[UploadReply]:

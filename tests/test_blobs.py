@@ -63,6 +63,8 @@ def test_chunked_upload_stores_the_blob_under_its_cid(dapp: Driver, version: int
         "size": len(data),
         "uploader": ALICE,
         "input_index": len(payloads) - 1,
+        "pins": 0,  # nothing uses it yet: kept a week (DEML_BLOB_KEEP_S), then collectable
+        "keep_until_ts": dapp.timestamp + 7 * 24 * 3600,
     }
 
 
@@ -133,9 +135,13 @@ def test_quotas_count_bytes_held_and_uploads_expire(dapp: Driver) -> None:
     upload(dapp, BOB, pseudo_random(600_000, b"3"))  # the DApp now holds 1,229,024 bytes
     late = pseudo_random(300_000, b"4")
     assert error_of(dapp.send(carol, upload_inputs(late)[1][0])) == "quota_exceeded"  # total
+    drop = inputs.DROP_UPLOAD.encode(ALICE, cid2)
+    assert error_of(dapp.send(carol, drop)) == "blob_in_use"  # live: only ALICE may abort it
     dapp.send(BOB, inputs.WITHDRAW_ETHER.encode(1), advance_time=7200)  # two hours pass
     assert error_of(dapp.send(ALICE, payloads2[3])) == "upload_expired"
-    assert upload(dapp, carol, late)  # the abandoned upload was dropped and its bytes freed
+    assert dapp.send(carol, drop).status == "accepted"  # anyone drops an abandoned upload
+    assert error_of(dapp.send(carol, drop)) == "no_such_upload"
+    assert upload(dapp, carol, late)  # its bytes were freed
     assert dapp.query(f"uploads/{ALICE}") == []
     assert dapp.query(f"blobs/{cid2}")["status"] == "absent"
 

@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "state": 1,
     "context": 2,
     # 3: the rules
-    **dict.fromkeys(["ledger", "blobs", "scoring", "job_spec", "jobs", "rounds"], 3),
+    **dict.fromkeys(["ledger", "storage", "blobs", "scoring", "job_spec", "jobs", "rounds"], 3),
     "settlement": 3,
     # 4: reading the state and dispatching to the rules
     **dict.fromkeys(["views", "router", "inspector"], 4),

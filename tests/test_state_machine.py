@@ -14,6 +14,9 @@ rounds and finished jobs, not just rejections. After every input:
 (c) a rejected input changes nothing (same state digest), emits no output, one report;
     a deposit whose call is rejected changes only the depositor's balance;
 (d) nothing is ever ``internal_error``;
+(f) storage adds up: held bytes are the stored blobs plus the bytes uploads received, the
+    promised total is the sum of every holder's promise, and each blob's pins are exactly
+    what live jobs reference (so nothing a live job needs can be collected);
 (e) at teardown, replaying the input log into a fresh machine gives identical statuses,
     outputs and reports (and ``test_replay_on_the_real_process`` replays into the real
     ``python -m dapp`` process once).
@@ -77,6 +80,7 @@ ENV = {
     "DEML_TOTAL_QUOTA_BYTES": "20000",
     "DEML_UPLOAD_TTL_S": "400",
     "DEML_MAX_UPLOADS_PER_SENDER": "2",
+    "DEML_BLOB_KEEP_S": "300",
 }
 TRANSFER = bytes.fromhex("a9059cbb")
 
@@ -206,6 +210,25 @@ def forfeited(state: State, job: Job) -> int:
     )
 
 
+def expected_pins(state: State) -> Counter[str]:
+    """What live jobs reference (``dapp/storage.py``): each unfinished job's graph and global
+    model, and the current round's revealed shard and models."""
+    pins: Counter[str] = Counter()
+    for job in state.jobs.values():
+        if job.is_finished:
+            continue
+        pins[job.spec.model_cid] += 1
+        pins[job.global_model_cid] += 1
+        rnd = state.rounds[(job.id, job.current_round)]
+        if rnd.holdout_cid is not None:
+            pins[rnd.holdout_cid] += 1
+        for client in rnd.committers:
+            model = state.submissions[(job.id, rnd.index, client)].model_cid
+            if model is not None:
+                pins[model] += 1
+    return pins
+
+
 def replay(
     machine: Machine, log: list[tuple[dict[str, Any], bytes]], results: list[Result]
 ) -> None:
@@ -304,6 +327,20 @@ class DAppMachine(RuleBasedStateMachine):
             assert job.paid + job.refunded <= owed, job
             if job.is_finished:
                 assert job.paid + job.refunded == owed, job
+
+    @invariant()
+    def storage_adds_up(self) -> None:  # (f)
+        state = self.state
+        counters = state.counters
+        held_bytes = sum(b.size for b in state.blobs.values())
+        held_bytes += sum(u.received for u in state.uploads.values())
+        assert counters.get("blob_bytes", 0) == held_bytes
+        promised = {k: v for k, v in counters.items() if k.startswith("reserved:")}
+        assert all(v > 0 for v in promised.values()), promised
+        assert counters.get("reserved", 0) == sum(promised.values())
+        pins = expected_pins(state)
+        assert all(cid in state.blobs for cid in pins), "a blob a live job needs is gone"
+        assert {cid: b.pins for cid, b in state.blobs.items() if b.pins} == dict(pins)
 
     # -- rules --
 
@@ -606,6 +643,25 @@ class DAppMachine(RuleBasedStateMachine):
         if not right_salt:
             salt = salt_for("nope")
         self.send(client, inputs.REVEAL_SUBMISSION.encode(job_id, round_index, cid, salt), wait)
+
+    @rule(data=st.data(), jump=st.booleans(), junk=st.booleans())
+    def collect_blobs(self, data: st.DataObject, jump: bool, junk: bool) -> None:
+        """Anyone frees stored blobs; pinned or fresh ones must refuse, all or nothing."""
+        stored = sorted(self.state.blobs)
+        if not stored:
+            return
+        cids = data.draw(st.lists(st.sampled_from(stored), min_size=1, max_size=3))
+        if junk:
+            cids = [*cids, "not a cid"]
+        result = self.send(ALICE, inputs.COLLECT_BLOBS.encode(cids), 301 if jump else 1)
+        if result.status == "accepted":
+            assert not any(cid in self.state.blobs for cid in cids)
+
+    @precondition(lambda self: self.state.uploads)
+    @rule(data=st.data(), jump=st.booleans())
+    def drop_upload(self, data: st.DataObject, jump: bool) -> None:
+        uploader, cid = data.draw(st.sampled_from(sorted(self.state.uploads)))
+        self.send(BOB, inputs.DROP_UPLOAD.encode(uploader, cid), 401 if jump else 1)
 
     @rule(shard=st.integers(0, 2), second=st.sampled_from(["half", "noisy"]))
     def play_a_paying_round(self, shard: int, second: str) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "BadAbi",
     "BadArgument",
     "BlobExists",
+    "BlobInUse",
     "BlobNotFound",
     "BlobTooLarge",
     "Cause",
@@ -369,6 +370,12 @@ class BlobExists(ConflictError):
 
 class UploadInProgress(ConflictError):
     code = "upload_in_progress"
+
+
+class BlobInUse(ConflictError):
+    """A blob still referenced or within its keep time, or an upload not yet abandoned."""
+
+    code = "blob_in_use"
 
 
 class ChunkOutOfOrder(ConflictError):

@@ -20,6 +20,9 @@ WITHDRAW_ERC20: Final = method("withdrawERC20", ("token", "address"), ("amount",
 BEGIN_BLOB: Final = method("beginBlob", ("cid", "string"), ("size", "uint64"))
 PUT_CHUNK: Final = method("putChunk", ("cid", "string"), ("offset", "uint64"), ("data", "bytes"))
 ABORT_BLOB: Final = method("abortBlob", ("cid", "string"))
+# Storage: anyone frees what nothing needs any more (docs/protocol.md, "Storage")
+COLLECT_BLOBS: Final = method("collectBlobs", ("cids", "string[]"))
+DROP_UPLOAD: Final = method("dropUpload", ("uploader", "address"), ("cid", "string"))
 
 # Jobs and rounds. The job spec parameters are shared by both ways of posting a job:
 # inside a portal deposit (the deposit is the reward) or from an in-app balance.
@@ -68,6 +71,8 @@ ALL_INPUTS: Final[tuple[Method, ...]] = (
     BEGIN_BLOB,
     PUT_CHUNK,
     ABORT_BLOB,
+    COLLECT_BLOBS,
+    DROP_UPLOAD,
     CREATE_JOB,
     CREATE_JOB_FROM_BALANCE,
     COMMIT_SUBMISSION,

@@ -47,7 +47,14 @@ EVALUATION: Final = method(
     ("rows", "uint256"),
 )
 
-ALL_NOTICES: Final[tuple[Method, ...]] = (BLOB_STORED, JOB_CREATED, ROUND_CLOSED, EVALUATION)
+BLOB_DELETED: Final = method("BlobDeleted", ("cid", "string"), ("size", "uint64"))
+ALL_NOTICES: Final[tuple[Method, ...]] = (
+    BLOB_STORED,
+    BLOB_DELETED,
+    JOB_CREATED,
+    ROUND_CLOSED,
+    EVALUATION,
+)
 
 
 def decode_notice(payload: bytes) -> tuple[str, dict[str, Any]]:

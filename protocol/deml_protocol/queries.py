@@ -76,6 +76,8 @@ class BlobReply(TypedDict):
     size: NotRequired[int]  # stored
     uploader: NotRequired[str]  # stored
     input_index: NotRequired[int]  # stored
+    pins: NotRequired[int]  # stored: live references; collectable only at 0
+    keep_until_ts: NotRequired[int]  # stored: and only from this block time
     uploads: NotRequired[list[UploaderReply]]  # uploading or absent
 
 
@@ -85,6 +87,19 @@ class BlobPageReply(TypedDict):
     offset: int
     data_base64: str
     next_offset: int | None  # None on the last page
+
+
+class StorageReply(TypedDict):
+    total_quota_bytes: int
+    held_bytes: int  # stored blobs plus chunks received
+    reserved_bytes: int  # room promised to sponsors' shards and committed clients' models
+    free_bytes: int  # what an upload without a reservation may still take (can be 0)
+
+
+class UnpinnedBlobReply(TypedDict):
+    cid: str
+    size: int
+    keep_until_ts: int  # collectBlobs may delete it from this block time
 
 
 class UploadReply(TypedDict):
@@ -316,10 +331,21 @@ STATE_DIGEST: Final = Query[StateDigestReply](
     "state_digest", "state/digest", "sha256 of the canonical state", StateDigestReply
 )
 
+STORAGE: Final = Query[StorageReply](
+    "storage", "storage", "the DApp's blob room: quota, held, promised, free", StorageReply
+)
+UNPINNED: Final = Query[list[UnpinnedBlobReply]](
+    "unpinned",
+    "storage/unpinned",
+    "stored blobs nothing pins, soonest collectable first (at most 256)",
+    list[UnpinnedBlobReply],
+)
 ALL_QUERIES: Final[tuple[Query[Any], ...]] = (
     BALANCES,
     BLOB,
     BLOB_DATA,
+    STORAGE,
+    UNPINNED,
     UPLOADS,
     JOBS,
     JOB,
