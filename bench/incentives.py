@@ -11,8 +11,10 @@ strategy is the reference.
 For each strategy the table prints, over datasets, partitions and seeds:
 
 - **payout**: what the strategy's addresses were paid, relative to the honest client of
-  median data size in the reference job (1.0 = as much as honest median work), mean and
-  worst case (the highest). For sponsor strategies, what its own addresses were paid.
+  median data size in the reference job (1.0 = as much as honest median work; when that
+  client's model won nothing there, the mean honest pay is the unit: :func:`fair_pay`),
+  mean and worst case (the highest). For sponsor strategies, what its own addresses were
+  paid.
 - **sponsor**: the sponsor's recovery of its escrow (refunds plus payouts to addresses it
   controls), as a fraction of the escrow, mean.
 - **score**: the final global model's score on the test set minus the reference job's, in
@@ -303,6 +305,13 @@ def _honest(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> Roun
     return RoundPlan()
 
 
+@strategy("newcomer (honest, own 20% data)", "client", [ATTACKERS[0]])
+def _newcomer(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
+    """The attacker's data, trained honestly from one address: what sybils should match."""
+    X, y = world.attacker_data
+    return RoundPlan(late_commits=[(ATTACKERS[0], train(world.task, base, X, y))])
+
+
 @strategy("copier (the global model)", "client", [ATTACKERS[0]])
 def _copier(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan(late_commits=[(ATTACKERS[0], base)])
@@ -428,6 +437,7 @@ def run_job(task: Task, partition: str, seed: int, name: str) -> dict[str, float
     return {
         "payout": float(own),
         "median": float(world.paid.get(MEDIAN, 0)),
+        "honest": float(sum(world.paid.get(who, 0) for who in HONEST)),
         "sponsor": (world.refunded + world.paid.get(SPONSOR_ALIAS, 0)) / ESCROW,
         "score": score,
     }
@@ -464,6 +474,17 @@ def play_round(world: World, r: int, shard: bytes, plan_of: Strategy) -> None:
 
 
 # ---- the table --------------------------------------------------------------------------------
+def fair_pay(reference: dict[str, float]) -> float:
+    """What honest median work earns in the reference job: the median-size client's pay, or,
+    when its model happened to win nothing, the mean honest pay (or an equal split of the
+    escrow among the honest clients if none was paid)."""
+    if reference["median"] > 0:
+        return reference["median"]
+    if reference["honest"] > 0:
+        return reference["honest"] / len(HONEST)
+    return ESCROW / len(HONEST)
+
+
 def simulate(task_names: list[str], seeds: list[int]) -> list[tuple[str, dict[str, float]]]:
     tasks = [load_task(name) for name in task_names]
     rows = []
@@ -478,7 +499,7 @@ def simulate(task_names: list[str], seeds: list[int]) -> list[tuple[str, dict[st
                         if name.startswith("honest")
                         else run_job(task, partition, seed, name)
                     )
-                    denominator = max(reference["median"], 1.0)
+                    denominator = fair_pay(reference)
                     own = outcome["median"] if name.startswith("honest") else outcome["payout"]
                     ratios.append(own / denominator)
                     sponsor.append(outcome["sponsor"])

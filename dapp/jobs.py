@@ -82,9 +82,7 @@ def open_round(ctx: Context, job: Job, index: int, *, start_ts: int) -> None:
     """Start round ``index`` at ``start_ts``; its budget takes what earlier rounds carried.
     Room for its shard is promised to the sponsor: checked for the first round (the job is
     refused if there is none), never for later ones (a close must not fail for room)."""
-    storage.reserve(
-        ctx.state, ctx.config.blobs, job.sponsor, job.shard_reserve, checked=index == 0
-    )
+    storage.reserve(ctx.state, ctx.config.blobs, job.sponsor, job.shard_reserve, checked=index == 0)
     spec = job.spec
     budget = Amount(payouts.round_budgets(job.escrow, spec.rounds)[index] + job.carried)
     commit_end = start_ts + spec.commit_s

@@ -135,5 +135,11 @@ class Submission:
     model_cid: str | None = None
     reveal_input: int | None = None
     score: Score | None = None  # None until scored (or forever, without a shard)
-    #: Same weights as a global model or an earlier reveal in the job: never paid or averaged.
+    #: Same weights as a global model or an earlier model in the job, or (decided at the
+    #: close) the same weights or behaviour as a submission committed before it in the round
+    #: (``dapp.copies``): never paid or averaged.
     is_copy: bool = False
+    #: ``weights_fingerprint`` of the revealed model.
+    fingerprint: bytes | None = None
+    #: Its outputs on the shard's first rows (``Evaluation.behaviour``); empty without a shard.
+    behaviour: bytes = b""

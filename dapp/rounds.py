@@ -139,16 +139,14 @@ def handle_reveal_submission(
         )
     graph, metric = job.spec.model_cid, job.spec.metric
     model = checked_model(ctx, graph, model_cid)
-    fingerprint = (jobId, weights_fingerprint(model))
-    is_copy = fingerprint in ctx.state.fingerprints  # a global model, or someone's earlier reveal
-    if not is_copy:
-        ctx.state.fingerprints[fingerprint] = ctx.sender
-    model_score = None
+    fingerprint = weights_fingerprint(model)
+    is_copy = _copies_an_earlier_model(ctx, jobId, round, fingerprint)
+    ctx.state.fingerprints.setdefault((jobId, fingerprint), ctx.sender)
+    model_score, behaviour = None, b""
     if rnd.holdout_cid is not None:
         shard = stored_shard(ctx, rnd.holdout_cid, metric, max_rows=job.spec.holdout_rows)
-        model_score = score(ctx, graph, model, shard, metric).score
-    if sub.bond:
-        ledger.credit(ctx.state, job.asset, ctx.sender, sub.bond)
+        evaluation = score(ctx, graph, model, shard, metric)
+        model_score, behaviour = evaluation.score, evaluation.behaviour
     storage.pin(ctx.state, model_cid)  # until the round closes (FedAvg reads it)
     storage.claim_reservation(ctx.state, ctx.sender, model_cid, sub.reserved)
     ctx.state.submissions[(jobId, round, ctx.sender)] = replace(
@@ -157,7 +155,21 @@ def handle_reveal_submission(
         reveal_input=ctx.meta.input_index,
         score=model_score,
         is_copy=is_copy,
+        fingerprint=fingerprint,
+        behaviour=behaviour,
     )
+
+
+def _copies_an_earlier_model(ctx: Context, job_id: int, index: int, fingerprint: bytes) -> bool:
+    """The same weights as a global model of the job, or as a model shown in an earlier
+    round. Same-round peers are told apart at the close, by commit order (``dapp.copies``)."""
+    owner = ctx.state.fingerprints.get((job_id, fingerprint))
+    if owner is None:
+        return False
+    if owner == "global":
+        return True
+    peer = ctx.state.submissions.get((job_id, index, owner))
+    return peer is None or peer.fingerprint != fingerprint  # shown in an earlier round
 
 
 def _check_reveal_window(rnd: Round, now: int) -> None:

@@ -18,6 +18,7 @@ from deml_protocol.errors import RoundNotOver
 from . import ledger, payouts, storage
 from .blobs import store_derived_blob
 from .context import Context
+from .copies import later_copies
 from .fedavg import fedavg
 from .jobs import open_round
 from .records import Amount, Job, Round, Score, Submission
@@ -32,11 +33,18 @@ def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:
     now = ctx.meta.block_timestamp
     if now < rnd.reveal_end_ts:
         raise RoundNotOver(f"round {round} can be closed from {rnd.reveal_end_ts}; now is {now}")
-    subs = [ctx.state.submissions[(jobId, round, c)] for c in rnd.committers]
+    subs = _mark_copies(
+        ctx, job, [ctx.state.submissions[(jobId, round, c)] for c in rnd.committers]
+    )
     revealed = sorted(
         (s for s in subs if s.model_cid is not None), key=lambda s: s.reveal_input or 0
     )
-    forfeited = sum(s.bond for s in subs if s.model_cid is None)
+    # Bonds come back to revealed originals; unrevealed commitments and copies forfeit theirs
+    # into the budget (filling a round with copies costs a bond a slot).
+    for sub in subs:
+        if sub.bond and sub.model_cid is not None and not sub.is_copy:
+            ledger.credit(ctx.state, job.asset, sub.client, sub.bond)
+    forfeited = sum(s.bond for s in subs if s.model_cid is None or s.is_copy)
     budget = Amount(rnd.budget + forfeited)
     if rnd.baseline is not None:
         winners = _accepted(revealed, rnd.baseline, job.spec.min_gain)
@@ -75,6 +83,22 @@ def _free_round_storage(
     if rnd.index == job.spec.rounds - 1:  # finished: kept the keep time, then collectable
         storage.unpin(ctx, job.spec.model_cid)
         storage.unpin(ctx, new_model)
+
+
+def _mark_copies(ctx: Context, job: Job, subs: list[Submission]) -> list[Submission]:
+    """Mark the round's later copies (``dapp.copies``; ``subs`` are in commit order) and make
+    each group's first committer the owner of its weights for later rounds."""
+    candidates = [s for s in subs if s.model_cid is not None and not s.is_copy]
+    copies = later_copies(candidates)
+    marked = []
+    for sub in subs:
+        if sub.client in copies:
+            sub = replace(sub, is_copy=True)
+            ctx.state.submissions[(job.id, job.current_round, sub.client)] = sub
+        elif sub in candidates and sub.fingerprint is not None:
+            ctx.state.fingerprints[(job.id, sub.fingerprint)] = sub.client
+        marked.append(sub)
+    return marked
 
 
 def _accepted(revealed: list[Submission], baseline: Score, min_gain: int) -> list[Submission]:

@@ -14,7 +14,7 @@ import pytest
 from eth_abi.abi import decode
 
 from deml_console.datasets import shard_bytes
-from deml_console.model_zoo import logistic_regression, mlp, with_weights
+from deml_console.model_zoo import get_weights, logistic_regression, mlp, with_weights
 from deml_protocol import inputs, queries
 from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import submission_commitment
@@ -188,11 +188,12 @@ def test_commit_and_reveal_rules(open_round: Market) -> None:
     )
     assert m.net.query(f"balances/{BOB}")["ether"] == str(ETH - 10)  # the bond is held
     assert m.net.send(BOB, reveal).status == "accepted"
-    assert m.net.query(f"balances/{BOB}")["ether"] == str(ETH)  # and returned on reveal
     assert_rejected(m, BOB, reveal, "already_revealed")
     wait(m, 2 * WINDOW)
     assert_rejected(m, BOB, reveal, "window_closed")
+    assert m.net.query(f"balances/{BOB}")["ether"] == str(ETH - 10)  # held until the close
     assert m.net.send(CAROL, inputs.CLOSE_ROUND.encode(job, 0)).status == "accepted"
+    assert m.net.query(f"balances/{BOB}")["ether"] == str(ETH)  # returned: an original
     assert_rejected(m, CAROL, inputs.CLOSE_ROUND.encode(job, 0), "round_closed")
     assert_rejected(m, CAROL, inputs.CLOSE_ROUND.encode(job, 2), "round_not_current")
     assert m.net.query(f"jobs/{job}/rounds/\u00b2")["error"] == "bad_argument"
@@ -344,22 +345,33 @@ def test_replay_gives_identical_outputs(market: Market) -> None:
     assert replay_digest == original.digest()
 
 
+def nudged(model: bytes, ulps: int) -> bytes:
+    """The same model with one weight moved by ``ulps`` float32 steps: a near-copy."""
+    weights = get_weights(model)
+    coef = weights["W0"].astype(np.float32)
+    for _ in range(ulps):
+        coef[0, 0] = np.nextafter(coef[0, 0], np.float32(np.inf))
+    return with_weights(model, {"W0": coef, "B0": weights["B0"]})
+
+
 def test_the_same_weights_are_paid_once(market: Market) -> None:
-    """Sybils revealing one model (or an earlier reveal) are copies, like the global model."""
+    """A front-runner's copy, revealed first, and near-copies (1 and 2 ULP off) committed
+    after the author are copies: commit order decides (``dapp/copies.py``)."""
     market.post(1000)
     trained = market.train(0, market.initial_model)
     play = [(BOB, trained), (CAROL, trained), (DAVE, market.train(1, market.initial_model))]
+    play += [(ERIN, nudged(trained, 1)), (ALICE, nudged(trained, 2))]
     for client, model in play:
         market.commit(client, model, 0)
     wait(market, WINDOW)
     market.reveal_holdout(0)
-    for client, model in play:
+    for client, model in [play[1], *play[2:], play[0]]:  # the copier reveals before BOB
         assert market.reveal(client, model, 0).status == "accepted"
-    view = market.net.query(f"jobs/{market.job_id}/rounds/0")["submissions"]
-    assert [s["is_copy"] for s in view] == [False, True, False]
     wait(market, 2 * WINDOW)
     closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 0))
-    assert [c.lower() for c in notice(closed, "RoundClosed")["paid"]] == [BOB, DAVE]
+    assert [c.lower() for c in notice(closed, "RoundClosed")["paid"]] == [DAVE, BOB]
+    view = market.net.query(f"jobs/{market.job_id}/rounds/0")["submissions"]
+    assert [s["is_copy"] for s in view] == [False, True, False, True, True]
     market.commit(ERIN, trained, 1)  # BOB's round-0 model again, in round 1
     wait(market, WINDOW)
     market.reveal_holdout(1)

@@ -22,7 +22,7 @@ DAPP = Path(__file__).resolve().parent.parent / "dapp"
 LAYERS: dict[str, int] = {
     # 0: leaves: records and pure machinery that knows nothing of the state
     **dict.fromkeys(["records", "config", "rollup", "metrics", "onnx_checks"], 0),
-    **dict.fromkeys(["work_budget", "payouts", "shards", "fedavg", "evaluation"], 0),
+    **dict.fromkeys(["work_budget", "payouts", "shards", "fedavg", "evaluation", "copies"], 0),
     "state": 1,
     "context": 2,
     # 3: the rules

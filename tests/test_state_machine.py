@@ -195,8 +195,10 @@ def held(state: State) -> dict[str, int]:
         total[asset] = total.get(asset, 0) + amount
     for job in state.jobs.values():
         total[job.asset] = total.get(job.asset, 0) + job.escrow - job.paid - job.refunded
-    for (job_id, _, _), sub in state.submissions.items():
-        if sub.model_cid is None:  # held while the round is open, forfeited into it after
+    for (job_id, index, _), sub in state.submissions.items():
+        closed = state.rounds[(job_id, index)].is_closed
+        # held until the close; then returned (to balances) or forfeited (into the job)
+        if not closed or sub.model_cid is None or sub.is_copy:
             asset = state.jobs[job_id].asset
             total[asset] = total.get(asset, 0) + sub.bond
     return {asset: amount for asset, amount in total.items() if amount}
@@ -206,7 +208,9 @@ def forfeited(state: State, job: Job) -> int:
     return sum(
         sub.bond
         for (job_id, index, _), sub in state.submissions.items()
-        if job_id == job.id and sub.model_cid is None and state.rounds[(job_id, index)].is_closed
+        if job_id == job.id
+        and (sub.model_cid is None or sub.is_copy)
+        and state.rounds[(job_id, index)].is_closed
     )
 
 
@@ -667,6 +671,7 @@ class DAppMachine(RuleBasedStateMachine):
     def play_a_paying_round(self, shard: int, second: str) -> None:
         """A one-round job that two clients win, from posting to the close, in one step: the
         deep path is reached whatever else was drawn, and the other rules play around it."""
+        job_id = self.state.counters.get("next_job_id", 1)
         self._post(
             ALICE,
             addresses.ETHER,
@@ -680,9 +685,8 @@ class DAppMachine(RuleBasedStateMachine):
             "initial",
             "holdout",
         )
-        job_id = self.state.counters.get("next_job_id", 1) - 1
-        if job_id not in self.jobs or self.state.jobs[job_id].sponsor != ALICE:
-            return  # not posted (the blob quota is full, say)
+        if job_id not in self.state.jobs:
+            return  # not posted (the blob quota is full, or ALICE's balance would overflow)
         for client, model in ((BOB, "trained"), (CAROL, second)):
             self._commit(client, job_id, 0, model, "balance")
         self._reveal_holdout(job_id, 0, ALICE, jump=True, right_salt=True)

@@ -148,7 +148,6 @@ def test_a_full_dapp_still_takes_committed_reveals_and_frees_junk(net: Driver) -
     reveal_holdout = inputs.REVEAL_HOLDOUT.encode(job, 0, shard_cid, bytes([0]) * 32)
     assert net.send(ALICE, reveal_holdout).status == "accepted"
     assert reveal(net, BOB, job, 0, logistic_regression(TRUTH)).status == "accepted"
-    assert net.query(f"balances/{BOB}")["ether"] == "100"  # the bond came back
 
     # Junk is kept its keep time, then anyone collects it; what the job needs is pinned.
     graph = net.query(f"jobs/{job}")["initial_model_cid"]
@@ -168,6 +167,7 @@ def test_a_full_dapp_still_takes_committed_reveals_and_frees_junk(net: Driver) -
     # The round closes (shard and models unpinned), and there is room for CAROL again.
     close = net.send(CAROL, inputs.CLOSE_ROUND.encode(job, 0), advance_time=WINDOW)
     assert close.status == "accepted", close.reports
+    assert net.query(f"balances/{BOB}")["ether"] == "100"  # the bond came back at the close
     assert commit(net, CAROL, job, 1, logistic_regression(TRUTH * 0.5)).status == "accepted"
     assert net.query(f"blobs/{shard_cid}")["pins"] == 0
 
