@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from deml_protocol import queries
@@ -25,7 +26,7 @@ from devnet.host_machine import HostMachine
 from devnet.replay import RecordedInput, ReplayReport, replay, summary
 
 from .qemu_machine import IMAGE_ENV, QemuMachine, peak_rss_mib
-from .root import ensure_root
+from .root import VERSIONS, ensure_root
 from .scenarios import (
     Scenario,
     demo_scenario,
@@ -150,6 +151,15 @@ def timing_table(totals: Totals) -> list[str]:
     return lines
 
 
+def root_versions(root: Path) -> str:
+    """The Debian versions that matter for the outputs, next to the host's pins."""
+    wanted = ("python3.13", "python3-numpy", "python3-onnxruntime", "python3-onnx")
+    versions = dict(
+        line.split(" ", 1) for line in (root / VERSIONS).read_text().splitlines() if " " in line
+    )
+    return ", ".join(f"{name} {versions.get(name, '?')}" for name in wanted)
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
@@ -158,6 +168,7 @@ def main() -> int:
     started = time.monotonic()
     root = ensure_root()
     print(f"riscv64 root ready in {time.monotonic() - started:.1f} s: {root}", flush=True)
+    print(f"  {root_versions(root)}")
     print("generating scenarios (demo on a devnet, the state machine, every operator)...")
     generated = time.monotonic()
     builders: list[Callable[[], list[Scenario]]] = [

@@ -53,6 +53,8 @@ def root_path() -> Path:
 
 def ensure_root(log: Log = print) -> Path:
     """The cached root, built first if there is none for the current package lists."""
+    if os.geteuid() != 0:
+        raise PermissionError("the riscv64 root needs root: apt-get, binfmt_misc, chroot")
     ensure_host_packages()
     ensure_riscv64_binfmt()
     root = root_path()
