@@ -136,7 +136,8 @@ def install_pypi_packages(target: Path, log: Log) -> None:
     log(f"riscv64 root: pip install {' '.join(Path(n).name for n in names)}")
     chroot(
         target,
-        ["python3", "-m", "pip", "install", "--quiet", "--break-system-packages"]
+        ["python3", "-m", "pip", "install", "--quiet", "--root-user-action=ignore"]
+        + ["--break-system-packages"]
         + ["--no-index", "--no-deps", "--no-cache-dir", *names],
     )
     shutil.rmtree(inside)
