@@ -107,7 +107,10 @@ class FallbackMirror:
         }
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(mirror, files))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for the loop to look (the default 0.5 s per stop).
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
