@@ -112,7 +112,8 @@ def check_scenario(scenario: Scenario, root: Any, totals: Totals, log: Any) -> N
     for side, name in ((native, "native"), (qemu, "qemu")):
         for entry, seconds in zip(expected, side.report.seconds, strict=False):
             meta, payload = decode_evm_advance(entry.raw)
-            totals.seconds[name][kind_of(meta["msg_sender"], payload)].append(seconds)
+            kind = scenario.labels.get(entry.index) or kind_of(meta["msg_sender"], payload)
+            totals.seconds[name][kind].append(seconds)
         totals.starts[name].append(side.start_seconds)
         if side.peak_rss_mib is not None:
             totals.rss[name] = max(totals.rss.get(name, 0.0), side.peak_rss_mib)
@@ -169,11 +170,13 @@ def main() -> int:
     root = ensure_root()
     print(f"riscv64 root ready in {time.monotonic() - started:.1f} s: {root}", flush=True)
     print(f"  {root_versions(root)}")
-    print("generating scenarios (demo on a devnet, the state machine, every operator)...")
+    print("generating scenarios (the state machine, the demo on a devnet, every operator)...")
     generated = time.monotonic()
+    # The state machine first: its runs are the same on every check only in a fresh process
+    # (after the demo, hypothesis drew other runs).
     builders: list[Callable[[], list[Scenario]]] = [
-        lambda: [demo_scenario()],
         lambda: state_machine_scenarios(STATE_MACHINE_EXAMPLES, STATE_MACHINE_KEEP),
+        lambda: [demo_scenario()],
         lambda: [operator_scenario()],
     ]
     scenarios = [scenario for build in builders for scenario in build()]

@@ -43,6 +43,8 @@ class Scenario:
     env: Mapping[str, str]  # the DApp's DEML_* settings for this scenario
     inputs: list[RecordedInput]
     claims: list[Claim] = field(default_factory=list)
+    #: Input index -> its row in the timing table, where the kind alone would hide it.
+    labels: Mapping[int, str] = field(default_factory=dict)
 
 
 def encode_evm_advance(meta: Mapping[str, Any], payload: bytes) -> bytes:
@@ -148,7 +150,7 @@ class _Inputs:
     inputs: list[RecordedInput] = field(default_factory=list)
     timestamp: int = 1_700_000_000
 
-    def send(self, payload: bytes, sender: str = SENDER) -> None:
+    def send(self, payload: bytes, sender: str = SENDER) -> int:
         index = len(self.inputs)
         self.timestamp += 12
         meta = {
@@ -161,6 +163,7 @@ class _Inputs:
             "input_index": index,
         }
         self.inputs.append(_recorded(meta, payload))
+        return index
 
     def upload(self, data: bytes) -> str:
         cid, payloads = upload_inputs(data)
@@ -206,11 +209,14 @@ def operator_scenario() -> Scenario:
         "binary",
         [Metric.ACCURACY],
     )
-    for model, shard, metrics in models.values():
+    labels = {}
+    for name, (model, shard, metrics) in models.items():
         cid = net.upload(model)
         for metric in metrics:
-            net.send(inputs.EVALUATE.encode(cid, shards[shard], metric.value))
-    return Scenario("operators", {}, net.inputs)
+            index = net.send(inputs.EVALUATE.encode(cid, shards[shard], metric.value))
+            if name.startswith("mlp-"):
+                labels[index] = f"evaluate {name}"
+    return Scenario("operators", {}, net.inputs, labels=labels)
 
 
 def _classification() -> list[Metric]:
