@@ -26,11 +26,13 @@ from devnet.host_machine import HostMachine
 from devnet.replay import RecordedInput, ReplayReport, replay, summary
 
 from .qemu_machine import IMAGE_ENV, QemuMachine, peak_rss_mib
+from .raw_outputs import compare_raw_outputs
 from .root import VERSIONS, ensure_root
 from .scenarios import (
     Scenario,
     demo_scenario,
     kind_of,
+    operator_material,
     operator_scenario,
     state_machine_scenarios,
 )
@@ -174,10 +176,11 @@ def main() -> int:
     generated = time.monotonic()
     # The state machine first: its runs are the same on every check only in a fresh process
     # (after the demo, hypothesis drew other runs).
+    material = operator_material()
     builders: list[Callable[[], list[Scenario]]] = [
         lambda: state_machine_scenarios(STATE_MACHINE_EXAMPLES, STATE_MACHINE_KEEP),
         lambda: [demo_scenario()],
-        lambda: [operator_scenario()],
+        lambda: [operator_scenario(material)],
     ]
     scenarios = [scenario for build in builders for scenario in build()]
     print(f"  {len(scenarios)} scenarios in {time.monotonic() - generated:.1f} s", flush=True)
@@ -195,6 +198,11 @@ def main() -> int:
         f"{totals.rss.get('native', float('nan')):.0f} MiB, qemu (qemu included) "
         f"{totals.rss.get('qemu', float('nan')):.0f} MiB"
     )
+    print("\nraw ONNX Runtime outputs on the 10,000-row shard, x86_64 against riscv64:")
+    for comparison in compare_raw_outputs(root, sys.executable, material):
+        print(f"  {comparison}")
+        if comparison.differing and not comparison.equal_when_clipped:
+            totals.differences.append(f"raw outputs: {comparison}")
     print(f"\nriscv-check done in {time.monotonic() - started:.0f} s")
     if totals.differences:
         print(f"FAILED: {len(totals.differences)} differences")

@@ -172,22 +172,27 @@ class _Inputs:
         return cid
 
 
-def operator_scenario() -> Scenario:
+@dataclass(frozen=True, slots=True)
+class OperatorMaterial:
+    X: npt.NDArray[np.float32]  # the 10,000-row features every shard takes rows from
+    shards: dict[str, bytes]
+    models: dict[str, tuple[bytes, str, list[Metric]]]  # name -> (model, shard, metrics)
+
+
+def operator_material() -> OperatorMaterial:
     from deml_console.datasets import shard_bytes
     from deml_console.model_zoo import linear_regression, logistic_regression, mlp
 
     rng = np.random.default_rng(12)
-    net = _Inputs()
     features = 30
     X = rng.normal(size=(ROWS_AT_BUDGET, features)).astype(F32)
     truth = rng.normal(size=features)
     logit = X @ truth
-    binary = shard_bytes(X, (logit > 0).astype(np.int64))
-    three = shard_bytes(X[:2000], np.digitize(logit[:2000], [-1.0, 1.0]).astype(np.int64))
-    target = shard_bytes(X[:2000], logit[:2000] + rng.normal(size=2000) * 0.1)
-    shards = {name: net.upload(data) for name, data in [("binary", binary), ("three", three)]}
-    shards["target"] = net.upload(target)
-
+    shards = {
+        "binary": shard_bytes(X, (logit > 0).astype(np.int64)),
+        "three": shard_bytes(X[:2000], np.digitize(logit[:2000], [-1.0, 1.0]).astype(np.int64)),
+        "target": shard_bytes(X[:2000], logit[:2000] + rng.normal(size=2000) * 0.1),
+    }
     models: dict[str, tuple[bytes, str, list[Metric]]] = {
         # every operator but Sigmoid and Clip, softmax head
         "all-ops": (every_operator_model(features, rng), "binary", _classification()),
@@ -209,8 +214,14 @@ def operator_scenario() -> Scenario:
         "binary",
         [Metric.ACCURACY],
     )
+    return OperatorMaterial(X, shards, models)
+
+
+def operator_scenario(material: OperatorMaterial) -> Scenario:
+    net = _Inputs()
+    shards = {name: net.upload(data) for name, data in material.shards.items()}
     labels = {}
-    for name, (model, shard, metrics) in models.items():
+    for name, (model, shard, metrics) in material.models.items():
         cid = net.upload(model)
         for metric in metrics:
             index = net.send(inputs.EVALUATE.encode(cid, shards[shard], metric.value))
