@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from deml_protocol import queries
 from devnet.contracts import decode_evm_advance
@@ -67,7 +67,9 @@ class Totals:
     rss: dict[str, float] = field(default_factory=dict)
 
 
-def run_side(machine: Any, recorded: list[RecordedInput], scenario: Scenario) -> Side:
+def run_side(
+    machine: HostMachine | QemuMachine, recorded: list[RecordedInput], scenario: Scenario
+) -> Side:
     started = time.monotonic()
     machine.start()
     try:
@@ -83,7 +85,7 @@ def run_side(machine: Any, recorded: list[RecordedInput], scenario: Scenario) ->
     return Side(report, start_seconds, json.loads(digest)["state_digest"], rss)
 
 
-def check_scenario(scenario: Scenario, root: Any, totals: Totals, log: Any) -> None:
+def check_scenario(scenario: Scenario, root: Path, totals: Totals, log: IO[bytes]) -> None:
     env = SHARED_ENV | dict(scenario.env)
     native = run_side(HostMachine(env=env, log=log, timeout=None), scenario.inputs, scenario)
     problems = [f"native against the node's record: {d}" for d in native.report.differences]
@@ -92,6 +94,8 @@ def check_scenario(scenario: Scenario, root: Any, totals: Totals, log: Any) -> N
         for e in native.report.epochs
         if not e.agrees
     ]
+    if any(result.status == "EXCEPTION" for result in native.report.results):
+        problems.append("the DApp halted on x86_64 (see the DApp log)")
     # The native results become the record the riscv64 replay is held to.
     expected = [
         RecordedInput(entry.index, entry.block_number, entry.raw, result)
