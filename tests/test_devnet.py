@@ -14,6 +14,7 @@ from deml_console.cli import app as deml
 from deml_protocol import inputs
 from deml_protocol.uploads import upload_inputs
 from demo.node_client import Client
+from devnet import replay as replay_module
 from devnet.__main__ import main
 from devnet.chain import TransactionReverted
 from devnet.contracts import balance_of
@@ -190,9 +191,16 @@ def _copy_store(devnet: Devnet, to: Path) -> Path:
 
 
 def test_devnet_replay_agrees_with_the_node_and_the_chain(
-    client: Client, devnet: Devnet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    client: Client,
+    devnet: Devnet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client.rollups.add_input(client.app, inputs.WITHDRAW_ETHER.encode(1), sender=client.accounts[3])
+    """The command as a validator runs it, on the inputs of every test above; the DApp runs
+    in this process (the same code without the process start, ~1 s of `make test`'s budget;
+    `make riscv-check` and the node's own replay run it as a process)."""
+    monkeypatch.setattr(replay_module, "_machine", lambda riscv, log: InProcessMachine())
     client.close_epoch()
     config = tmp_path / "devnet.json"
     config.write_text(json.dumps(devnet.info))
