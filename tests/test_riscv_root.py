@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from riscv.mirror import debian_mirror
+from riscv.packages import debian_packages, pip_pins
 from riscv.release_index import FallbackMirror, IndexCheck, fallback_release, release_entry
 
 RELEASE = """Origin: Debian
@@ -74,3 +75,17 @@ def test_the_fallback_serves_the_index_as_served_and_redirects_the_rest() -> Non
         assert moved.getheader("Location") == (
             "http://mirror.invalid/debian/pool/main/p/python3/python3_3.13.deb"
         )
+
+
+def test_the_cache_key_follows_the_package_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from riscv import root
+
+    key = root.root_key()
+    assert key == root.root_key() and len(key) == 16
+    monkeypatch.setattr(root, "debian_packages", lambda: [*debian_packages(), "python3-scipy"])
+    assert root.root_key() != key
+    monkeypatch.undo()
+    monkeypatch.setattr(root, "pip_pins", lambda: {**pip_pins(), "eth-abi": "6.0.1"})
+    assert root.root_key() != key
+    monkeypatch.setenv("DEML_CACHE_DIR", "/var/cache/elsewhere")
+    assert str(root.root_path()).startswith("/var/cache/elsewhere/riscv64-trixie-")
