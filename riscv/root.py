@@ -64,7 +64,7 @@ def ensure_root(log: Log = print) -> Path:
     started = time.monotonic()
     log(f"riscv64 root: building {root} (debootstrap, several minutes on 2 cores)")
     partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    remove_partial(partial)
     partial.mkdir(parents=True)
     debootstrap(partial, log)
     install_pypi_packages(partial, log)
@@ -76,6 +76,15 @@ def ensure_root(log: Log = print) -> Path:
     partial.rename(root)
     log(f"riscv64 root: built in {time.monotonic() - started:.0f} s, {du(root)} MB")
     return root
+
+
+def remove_partial(partial: Path) -> None:
+    """A build that was killed may leave debootstrap's /proc and /sys mounts in the root:
+    unmount them before deleting anything, so nothing outside the root is touched."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(f"{partial}/")), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 def debootstrap(target: Path, log: Log) -> None:
