@@ -11,14 +11,14 @@ ADD --checksum=sha256:${MACHINE_GUEST_TOOLS_SHA256} \
     https://github.com/cartesi/machine-guest-tools/releases/download/v${MACHINE_GUEST_TOOLS_VERSION}/machine-guest-tools_riscv64.deb \
     /tmp/machine-guest-tools_riscv64.deb
 
-# libre2-11 is named because onnxruntime depends on a virtual package (docs/machine.md).
+# The Debian packages are listed in machine/debian-packages.txt, which `make riscv-check` also
+# installs into the riscv64 root it checks the DApp in (docs/machine.md).
+COPY machine/debian-packages.txt /tmp/debian-packages.txt
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      busybox-static /tmp/machine-guest-tools_riscv64.deb \
-      python3 python3-numpy python3-onnxruntime libre2-11 python3-onnx python3-protobuf \
-      python3-pycryptodome python3-requests python3-pip python3-pydantic \
-      python3-cytoolz python3-toolz python3-parsimonious \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /tmp/machine-guest-tools_riscv64.deb
+      /tmp/machine-guest-tools_riscv64.deb $(sed 's/#.*//' /tmp/debian-packages.txt) \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /tmp/machine-guest-tools_riscv64.deb \
+      /tmp/debian-packages.txt
 
 WORKDIR /opt/cartesi/dapp
 COPY machine/pip-requirements.txt machine/pip-requirements.txt

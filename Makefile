@@ -1,10 +1,11 @@
 # Two commands matter: `make test` and `make demo`. Each sets up what it needs.
-# CI (.ci/run) runs `make check`: lint, format check, typecheck, then `make test`.
+# CI (.ci/run) runs `make check`: lint, format check, typecheck, then `make test`; then
+# `make riscv-check`.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test test-fast fuzz check demo lint typecheck bench constraints clean
+.PHONY: setup test test-fast fuzz check riscv-check demo lint typecheck bench constraints clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -47,6 +48,13 @@ fuzz: setup
 # Everything a reviewer runs, and what CI runs: lint, format check, strict typing, the whole
 # suite. Each prerequisite depends on setup, so a fresh clone needs nothing else.
 check: lint typecheck test
+
+# The machine's userland: builds (once; cached under ~/.cache/deml, keyed by the package lists)
+# a Debian trixie riscv64 root with debootstrap + qemu-user-static (installed with apt-get if
+# missing), runs the unchanged DApp in it on recorded scenarios and requires every output to
+# equal x86_64's (docs/machine.md). Needs root: apt-get, binfmt_misc, chroot.
+riscv-check: setup
+	$(BIN)/python -m riscv
 
 demo: setup
 	$(BIN)/python -m demo

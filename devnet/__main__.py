@@ -6,6 +6,9 @@ SIGTERM, then stops everything it started (anvil included).
 
 ``node`` follows an app already deployed (``--config devnet.json``) with its own SQLite
 database; restarted on the same database, it resumes where it stopped.
+
+``replay`` re-executes a node's inputs in a fresh DApp and checks its outputs and claims
+(``devnet.replay``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from types import FrameType
 
 from devnet.api import NodeApi
 from devnet.node import Node, NodeConfig
+from devnet.replay import run_replay
 from devnet.rpc import AppInfo, RpcMethods
 from devnet.stack import HOST_MODE_TEMPLATE_HASH, Devnet, DevnetConfig
 from devnet.store import Store
@@ -144,8 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     node.add_argument("--db", required=True, help="SQLite file (kept across restarts)")
     node.add_argument("--port", type=int, default=0, help="node HTTP port (0 = any free)")
     node.add_argument("--no-claims", action="store_true", help="follow and serve, never claim")
+    replay = sub.add_parser("replay", help="re-execute a node's inputs, check outputs and claims")
+    replay.add_argument("--db", type=Path, help="the node's SQLite store (inputs and outputs)")
+    replay.add_argument(
+        "--config", type=Path, help="devnet.json: claims (and, without --db, inputs) from chain"
+    )
+    replay.add_argument("--riscv", action="store_true", help="in the riscv64 root, under qemu")
+    replay.add_argument("--dapp-log", type=Path, help="append the DApp's log to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    if args.command == "replay":
+        return run_replay(db=args.db, config=args.config, riscv=args.riscv, dapp_log=args.dapp_log)
     return cmd_up(args) if args.command == "up" else cmd_node(args)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +14,14 @@ from deml_console.cli import app as deml
 from deml_protocol import inputs
 from deml_protocol.uploads import upload_inputs
 from demo.node_client import Client
+from devnet import replay as replay_module
+from devnet.__main__ import main
 from devnet.chain import TransactionReverted
 from devnet.contracts import balance_of
+from devnet.in_process import InProcessMachine
+from devnet.replay import claims_from_store, inputs_from_store, replay, summary
 from devnet.stack import Devnet, DevnetConfig
+from devnet.store import Store
 
 pytestmark = pytest.mark.devnet
 ETH = 10**18
@@ -169,3 +175,57 @@ def test_inspect_refuses_a_negative_content_length(client: Client) -> None:
             "balances/0x00".encode()
         )
         assert conn.recv(200).startswith(b"HTTP/1.1 400")
+
+
+# ---- python -m devnet replay: a validator re-executes the node's record ----------------------
+def _copy_store(devnet: Devnet, to: Path) -> Path:
+    """A consistent copy of the running node's SQLite store (WAL included)."""
+    import sqlite3
+
+    source = sqlite3.connect(devnet.config.state_dir / "node.sqlite")
+    target = sqlite3.connect(to)
+    source.backup(target)
+    source.close()
+    target.close()
+    return to
+
+
+def test_devnet_replay_agrees_with_the_node_and_the_chain(
+    client: Client,
+    devnet: Devnet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command as a validator runs it, on the inputs of every test above; the DApp runs
+    in this process (the same code without the process start, ~1 s of `make test`'s budget;
+    `make riscv-check` and the node's own replay run it as a process)."""
+    monkeypatch.setattr(replay_module, "_machine", lambda riscv, log: InProcessMachine())
+    client.close_epoch()
+    config = tmp_path / "devnet.json"
+    config.write_text(json.dumps(devnet.info))
+    db = _copy_store(devnet, tmp_path / "node.sqlite")
+    assert main(["replay", "--db", str(db), "--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    count = Store(db).count("inputs")
+    assert f"all {count} inputs agree" in printed, printed
+    assert "DIFFERS" not in printed and "agrees with the claim (0x" in printed, printed
+
+
+def test_devnet_replay_names_the_first_tampered_output(
+    client: Client, devnet: Devnet, tmp_path: Path
+) -> None:
+    client.close_epoch()
+    db = _copy_store(devnet, tmp_path / "node.sqlite")
+    store = Store(db)
+    victim = store.outputs()[1]  # tamper with the second output the node stored
+    with store._tx() as sql:
+        sql.execute("UPDATE outputs SET raw = ? WHERE idx = ?", (victim.raw[:-1] + b"!", 1))
+    recorded, claims = inputs_from_store(store), claims_from_store(store)
+    with InProcessMachine() as machine:
+        report = replay(recorded, machine, claims)
+    first = report.differences[0]
+    assert (first.input_index, first.item) == (victim.input_index, f"output {victim.index}")
+    assert summary(report)[0].startswith(f"FIRST DIFFERENCE: input {victim.input_index}, output 1")
+    assert len(report.differences) == 1  # only that item; the roots come from the replay
+    assert report.epochs and all(epoch.agrees for epoch in report.epochs)
