@@ -55,10 +55,6 @@ _ORT_ERRORS: Final = (
 _LOG_ERRORS_ONLY: Final = 3
 
 
-#: Rows of the shard whose outputs make a model's behaviour sketch (``Evaluation.behaviour``).
-BEHAVIOUR_ROWS: Final = 32
-
-
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     """``score`` decides money (see ``dapp.metrics``); ``value`` is the float metric."""
@@ -69,9 +65,6 @@ class Evaluation:
     params: int
     value: float
     has_non_finite_outputs: bool = False
-    #: The model's outputs on the shard's first :data:`BEHAVIOUR_ROWS` rows, as integers
-    #: (millionths, int64 bytes): what copy detection compares (``dapp.copies``).
-    behaviour: bytes = b""
 
 
 def session_options() -> ort.SessionOptions:
@@ -176,7 +169,6 @@ def _evaluation(
     columns = output.reshape(shard.rows, -1)
     if not np.isfinite(columns).all():
         return Evaluation(Score(SCORE_MIN), metric, shard.rows, params, float("nan"), True)
-    behaviour = _behaviour(columns[:BEHAVIOUR_ROWS], metric)
     if metric.is_classification:
         _check_classes(columns.shape[1], shard.y, metric)
         # riscv64 gives -5.96e-8 where x86_64 gives 0 for saturated sigmoids.
@@ -188,19 +180,7 @@ def _evaluation(
                 f"{metric} needs one prediction per row; output has {columns.shape[1]} columns"
             )
         result = score_predictions(metric, columns[:, 0], shard.y)
-    return Evaluation(
-        Score(result.score), metric, shard.rows, params, result.value, False, behaviour
-    )
-
-
-def _behaviour(columns: npt.NDArray[np.float32], metric: Metric) -> bytes:
-    """Outputs in integer millionths: compared exactly, the same on every validator (the
-    riscv64 saturated-sigmoid difference, 6e-8, is clipped away first, as for scoring)."""
-    values = columns.astype(np.float64)
-    if metric.is_classification:
-        values = np.clip(values, 0.0, 1.0)
-    limit = float(2**62)
-    return np.clip(np.rint(values * 1e6), -limit, limit).astype(np.int64).tobytes()
+    return Evaluation(Score(result.score), metric, shard.rows, params, result.value)
 
 
 def _check_classes(columns: int, labels: npt.NDArray[Any], metric: Metric) -> None:

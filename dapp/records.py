@@ -136,10 +136,10 @@ class Submission:
     reveal_input: int | None = None
     score: Score | None = None  # None until scored (or forever, without a shard)
     #: Same weights as a global model or an earlier model in the job, or (decided at the
-    #: close) the same weights or behaviour as a submission committed before it in the round
-    #: (``dapp.copies``): never paid or averaged.
+    #: close) the same or nearly the same weights as a submission committed before it in the
+    #: round (``dapp.copies``): never paid or averaged.
     is_copy: bool = False
     #: ``weights_fingerprint`` of the revealed model.
     fingerprint: bytes | None = None
-    #: Its outputs on the shard's first rows (``Evaluation.behaviour``); empty without a shard.
-    behaviour: bytes = b""
+    #: ``dapp.copies.weights_sketch`` of the revealed model.
+    sketch: bytes = b""

@@ -31,6 +31,7 @@ from deml_protocol.errors import (
 from . import ledger, storage
 from .blobs import canonical_cid
 from .context import Context
+from .copies import weights_sketch
 from .jobs import get_job
 from .records import Job, Round, Submission
 from .scoring import checked_model, score, stored_shard, weights_fingerprint
@@ -142,11 +143,10 @@ def handle_reveal_submission(
     fingerprint = weights_fingerprint(model)
     is_copy = _copies_an_earlier_model(ctx, jobId, round, fingerprint)
     ctx.state.fingerprints.setdefault((jobId, fingerprint), ctx.sender)
-    model_score, behaviour = None, b""
+    model_score = None
     if rnd.holdout_cid is not None:
         shard = stored_shard(ctx, rnd.holdout_cid, metric, max_rows=job.spec.holdout_rows)
-        evaluation = score(ctx, graph, model, shard, metric)
-        model_score, behaviour = evaluation.score, evaluation.behaviour
+        model_score = score(ctx, graph, model, shard, metric).score
     storage.pin(ctx.state, model_cid)  # until the round closes (FedAvg reads it)
     storage.claim_reservation(ctx.state, ctx.sender, model_cid, sub.reserved)
     ctx.state.submissions[(jobId, round, ctx.sender)] = replace(
@@ -156,7 +156,7 @@ def handle_reveal_submission(
         score=model_score,
         is_copy=is_copy,
         fingerprint=fingerprint,
-        behaviour=behaviour,
+        sketch=weights_sketch(model, checked_model(ctx, graph, rnd.model_cid)),
     )
 
 
