@@ -12,7 +12,8 @@ Commit order, not reveal order, decides, so a watcher who sees a model uploaded 
 the same CID later cannot take the author's place by revealing first; near-copies (one ULP
 off, a little noise, k sybils of one model) fall in the author's group and earn one share
 between them: the author's. Copies of a global model, or of a model shown in an earlier
-round, are marked at reveal (``dapp.rounds``).
+round, and near-copies of the round's global model (:func:`is_near`) are marked at reveal
+(``dapp.rounds``).
 
 Why weights, and why the ones that moved: the weights are the exact bytes every validator
 holds and the comparison is element-wise IEEE arithmetic, so x86_64 and riscv64 decide the
@@ -36,6 +37,7 @@ __all__ = [
     "ABSOLUTE_TOLERANCE",
     "RELATIVE_DIVISOR",
     "SKETCH_SIZE",
+    "is_near",
     "later_copies",
     "weights_sketch",
 ]
@@ -60,6 +62,14 @@ def weights_sketch(model: ParsedModel, base: ParsedModel) -> bytes:
     count = min(SKETCH_SIZE, flat.size)
     positions = np.sort(np.argsort(-moved, kind="stable")[:count]).astype("<i8")
     return bytes(positions.tobytes() + flat[positions].astype("<f4").tobytes())
+
+
+def is_near(model: ParsedModel, base: ParsedModel) -> bool:
+    """Every weight within the tolerance of ``base``'s: a near-copy of the global model (one
+    ULP off, a little noise), told at reveal like an exact copy."""
+    a, b = _flat(model).astype(np.float64), _flat(base).astype(np.float64)
+    allowed = np.maximum(ABSOLUTE_TOLERANCE, np.maximum(np.abs(a), np.abs(b)) / RELATIVE_DIVISOR)
+    return bool((np.abs(a - b) <= allowed).all())
 
 
 def later_copies(in_commit_order: Sequence[Submission]) -> set[str]:

@@ -31,7 +31,7 @@ from deml_protocol.errors import (
 from . import ledger, storage
 from .blobs import canonical_cid
 from .context import Context
-from .copies import weights_sketch
+from .copies import is_near, weights_sketch
 from .jobs import get_job
 from .records import Job, Round, Submission
 from .scoring import checked_model, score, stored_shard, weights_fingerprint
@@ -141,7 +141,8 @@ def handle_reveal_submission(
     graph, metric = job.spec.model_cid, job.spec.metric
     model = checked_model(ctx, graph, model_cid)
     fingerprint = weights_fingerprint(model)
-    is_copy = _copies_an_earlier_model(ctx, jobId, round, fingerprint)
+    base = checked_model(ctx, graph, rnd.model_cid)  # the round's global model
+    is_copy = _copies_an_earlier_model(ctx, jobId, round, fingerprint) or is_near(model, base)
     ctx.state.fingerprints.setdefault((jobId, fingerprint), ctx.sender)
     model_score = None
     if rnd.holdout_cid is not None:
@@ -156,7 +157,7 @@ def handle_reveal_submission(
         score=model_score,
         is_copy=is_copy,
         fingerprint=fingerprint,
-        sketch=weights_sketch(model, checked_model(ctx, graph, rnd.model_cid)),
+        sketch=weights_sketch(model, base),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dapp.copies import later_copies, weights_sketch
+from dapp.copies import is_near, later_copies, weights_sketch
 from dapp.onnx_checks import parse_model
 from dapp.records import Amount, Submission
 from deml_console.model_zoo import mlp, with_weights
@@ -51,6 +51,14 @@ def test_near_copies_of_an_earlier_commit_are_copies_and_honest_models_are_not()
     assert later_copies(subs) == {"ulp", "noise", "exact"}
     # commit order decides: the same models, the copy committed first, is the author now
     assert later_copies([subs[2], subs[0]]) == {"author"}
+
+
+def test_near_copies_of_the_global_model_are_told_at_once() -> None:
+    base = parse_model(BASE)
+    assert is_near(parse_model(nudged(BASE, "ulp")), base)
+    assert is_near(parse_model(nudged(BASE, "noise")), base)
+    assert not is_near(parse_model(nudged(BASE, "one weight 1%")), base)
+    assert not is_near(parse_model(moved(3)), base)
 
 
 def test_the_sketch_keeps_the_weights_that_moved() -> None:
