@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test test-fast fuzz check riscv-check demo lint typecheck bench constraints clean
+.PHONY: setup test test-fast fuzz check riscv-check demo lint typecheck bench incentives constraints clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -68,6 +68,10 @@ typecheck: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# The strategy simulator (docs/incentives.md): which strategies pay, over whole jobs.
+incentives: setup
+	$(BIN)/python -m bench.incentives
 
 constraints: $(VENV)/.installed
 	( echo "# Full pin of every installed package (pip freeze of a fresh .venv). Regenerate with"; \
