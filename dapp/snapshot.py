@@ -72,10 +72,10 @@ def encode_state(state: State) -> bytes:
 
 
 def _encode(value: Any) -> Any:
+    if isinstance(value, Metric):  # before str: a StrEnum is a str
+        return {"metric": value.value}
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, Metric):  # before int/str: a StrEnum is a str
-        return {"metric": value.value}
     if isinstance(value, int):
         return {"int": str(value)}
     if isinstance(value, bytes):

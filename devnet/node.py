@@ -106,6 +106,8 @@ class NodeConfig:
     snapshot_every: int = 100
     #: Snapshots kept: older ones let a reorg roll back past the newest.
     snapshots_kept: int = 3
+    #: Seconds one JSON-RPC call may take; a slower reply counts as an outage (retried).
+    rpc_timeout_s: float = 10.0
 
 
 class Node:
@@ -119,7 +121,7 @@ class Node:
     ) -> None:
         self.config = config
         self.store = store
-        self.chain = Chain(config.rpc_url)
+        self.chain = Chain(config.rpc_url, timeout_s=config.rpc_timeout_s)
         self.rollups = Rollups(self.chain, {})
         self.tree = OutputsMerkleTree(store.output_hashes())
         self._dapp_env = dapp_env or {}
