@@ -134,6 +134,8 @@ class Node:
         self._changes = 0
         self._ended = False
         self.failure: BaseException | None = None
+        #: Steps that failed because the chain did not answer (each retried).
+        self.outages = 0
         #: Inputs replayed by the last (re)build of the DApp, and the snapshot it started
         #: from (the input index it was taken after), for logs and tests.
         self.replayed = 0
@@ -169,6 +171,8 @@ class Node:
                 except (ChainError, requests.RequestException) as exc:
                     backoff = min(backoff * 2, 10.0)
                     log.warning("chain unavailable (%s); retrying in %.1f s", exc, backoff)
+                    self.outages += 1
+                    self._changed()  # a waiter may be waiting for the node to notice
                 stop.wait(backoff)
         except BaseException as exc:
             self.failure = exc
