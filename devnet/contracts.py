@@ -244,7 +244,7 @@ class Rollups:
         for log in receipt.logs:
             if log.address == addr.INPUT_BOX and log.topics[:1] == (INPUT_ADDED_TOPIC,):
                 app, index, raw = _input_added(log.topics, log.data)
-                return InputAdded(app, index, raw, log.block_number, log.tx_hash)
+                return InputAdded(app, index, raw, log.block_number, log.tx_hash, log.block_hash)
         raise ChainError(f"{receipt.tx_hash} added no input")
 
     def add_input(self, app: str, payload: bytes, *, sender: str) -> InputAdded:

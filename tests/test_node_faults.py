@@ -123,38 +123,36 @@ def send_inputs(rollups: Rollups, app: str, sender: str, count: int) -> None:
 def test_a_restart_replays_only_the_inputs_after_the_last_snapshot(
     rollups: Rollups, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Snapshots every 3 inputs; after 8 inputs a restarted node starts from the snapshot
-    taken after input 5 and replays 2 inputs (counted, not timed); the next input gets the
-    output index and results a node that replayed everything gives. A snapshot that is not
+    """Snapshots every 2 inputs; after 5 inputs a restarted node starts from the snapshot
+    taken after input 3 and replays 1 input (counted, not timed); the next inputs get the
+    output indexes and results a node that replayed everything gives. A snapshot that is not
     the state recorded is refused by the DApp, logged, and the node replays everything."""
     caplog.set_level(logging.INFO, logger="devnet.node")
     app = deploy_app(rollups, str(tmp_path))
     alice = rollups.chain.accounts()[1]
     snapshots = tmp_path / "snapshots"
     config = node_config(
-        app, rollups.chain.url, snapshot_dir=str(snapshots), snapshot_every=3, snapshots_kept=1
+        app, rollups.chain.url, snapshot_dir=str(snapshots), snapshot_every=2, snapshots_kept=1
     )
     one = run_node(config, tmp_path / "node.sqlite")
-    send_inputs(rollups, app.application, alice, 8)
-    one.node.wait_until(lambda: one.processed() == 8)
+    send_inputs(rollups, app.application, alice, 5)
+    one.node.wait_until(lambda: one.processed() == 5)
     one.halt()
     assert one.node.store.snapshots() == [
-        (5, (snapshots / "state-000000000005.sha256").read_text())
+        (3, (snapshots / "state-000000000003.sha256").read_text())
     ]
 
-    restarted = Node(config, Store(tmp_path / "node.sqlite")).start()
-    assert (restarted.started_from_snapshot, restarted.replayed) == (5, 2)
-    restarted.stop()
     one = run_node(config, tmp_path / "node.sqlite")
+    assert (one.node.started_from_snapshot, one.node.replayed) == (3, 1)
     send_inputs(rollups, app.application, alice, 2)  # a deposit, then a paid withdrawal
-    one.node.wait_until(lambda: one.processed() == 10)
+    one.node.wait_until(lambda: one.processed() == 7)
     one.halt()
     reference = run_node(node_config(app, rollups.chain.url), tmp_path / "reference.sqlite")
-    reference.node.wait_until(lambda: reference.processed() == 10)
+    reference.node.wait_until(lambda: reference.processed() == 7)
     reference.halt()
     assert reference.node.replayed == 0 and reference.node.started_from_snapshot is None
     assert record_of(one.node) == record_of(reference.node)
-    assert one.node.store.outputs()[-1].input_index == 9  # the withdrawal paid, after restart
+    assert one.node.store.outputs()[-1].input_index == 6  # the withdrawal paid, after restart
 
     # Another state in the snapshot file, and its own digest beside it: the node's record
     # of the digest catches it.
@@ -163,7 +161,7 @@ def test_a_restart_replays_only_the_inputs_after_the_last_snapshot(
     state_file.write_bytes(state_file.read_bytes().replace(b'"int":"1', b'"int":"2', 1))
     (snapshots / f"state-{latest:012d}.sha256").write_text("0" * 64)
     restarted = Node(config, Store(tmp_path / "node.sqlite")).start()
-    assert (restarted.started_from_snapshot, restarted.replayed) == (None, 10)
+    assert (restarted.started_from_snapshot, restarted.replayed) == (None, 7)
     assert restarted.store.snapshots() == []
     restarted.stop()
     assert f"snapshot after input {latest} refused by the DApp" in caplog.text

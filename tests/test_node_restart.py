@@ -20,6 +20,7 @@ from deml_protocol import inputs
 from deml_protocol.abi import keccak256
 from devnet.contracts import Rollups
 from devnet.merkle import OutputsMerkleTree, output_hash
+from tests.node_support import Faults, Proxy
 
 pytestmark = pytest.mark.devnet
 REPO = Path(__file__).resolve().parent.parent
@@ -271,3 +272,43 @@ def test_a_claim_on_chain_with_another_root_stops_the_node(
     )
     assert node.wait_exit() != 0
     assert any("ClaimMismatch" in line for line in node.lines)
+
+
+@pytest.mark.slow  # two node processes (~6 s): see docs/devnet.md, "Faults"
+def test_sigkill_mid_claim(
+    rollups: Rollups, app_config: Path, tmp_path: Path, nodes: Callable[..., NodeProcess]
+) -> None:
+    """SIGKILL lands while the node's claim is in flight: the proxy between the node and
+    anvil forwards the node's submitClaim (it is mined) and kills the node before the reply.
+    The restarted node finds the claim on chain and adopts it (no second claim: its root is
+    the one the restarted node computes, or it would stop with ClaimMismatch)."""
+    info = json.loads(app_config.read_text())
+    app, alice = info["application"], info["accounts"][1]
+    victims: list[NodeProcess] = []
+
+    def kill_on_claim(method: str) -> None:
+        if method == "eth_sendTransaction" and victims:
+            victims.pop().kill()
+
+    with Proxy(rollups.chain.url, Faults(after_forward=kill_on_claim)) as proxy:
+        proxied = tmp_path / "proxied.json"
+        proxied.write_text(json.dumps(info | {"rpc_url": proxy.url}))
+        node = nodes(proxied, tmp_path / "node.sqlite", claims=True)
+        victims.append(node)
+        send_stream(rollups, app, alice, 3)
+        epoch = rollups.chain.block_number() // EPOCH
+        rollups.chain.mine_until((epoch + 1) * EPOCH - 1)
+        assert node.wait_exit() == -signal.SIGKILL and not victims
+    claim_topic = keccak256(b"ClaimSubmitted(address,address,uint256,bytes32)")
+    sent = rollups.chain.get_logs(
+        address=info["authority"], topics=[claim_topic], to_block="latest"
+    )
+    assert len(sent) == 1  # the claim the killed node sent is on chain
+
+    node = nodes(app_config, tmp_path / "node.sqlite", claims=True)
+    node.wait_until(lambda: node.epoch_status(epoch) == "CLAIM_ACCEPTED", f"claim of {epoch}")
+    claimed = node.rpc("cartesi_getEpoch", application="deml", epoch_index=hex(epoch))["data"]
+    assert claimed["claim_transaction_hash"] == sent[0].tx_hash  # adopted, not sent again
+    record = node.everything()
+    assert [int(i[0], 16) for i in record["inputs"]] == [0, 1, 2]  # each input once
+    assert [int(o[0], 16) for o in record["outputs"]] == [0]  # the one paid withdrawal
