@@ -370,7 +370,9 @@ class Node:
         the processed inputs after that snapshot replayed, each result checked."""
         done = self.store.inputs(where="status != 'NONE'", descending=True, limit=1)
         last_done = done[0].index if done else -1
-        for index, digest in self.store.snapshots():
+        # Snapshots recorded by a run with snapshots on are not used by one with them off.
+        known = self.store.snapshots() if self.config.snapshot_dir is not None else []
+        for index, digest in known:
             if index > last_done:
                 continue
             machine = self._new_machine(snapshot=(index, digest))
