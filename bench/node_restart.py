@@ -28,7 +28,7 @@ from devnet.store import Store
 
 ALICE = "0x" + "a1" * 20
 APP = "0x" + "ab" * 20
-SIZES = (100, 1_000, 3_000)
+SIZES = (199, 1_099, 3_099)  # the worst case: 99 inputs after the last snapshot
 EVERY = 100
 RUNS = 3
 QUIET = open(os.devnull, "wb")  # noqa: SIM115 (the DApp's log, for the whole run)
