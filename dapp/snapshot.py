@@ -182,6 +182,9 @@ class SnapshotWriter:
             return None
         state_path, digest_path = snapshot_paths(self.directory, input_index)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # A digest left from an earlier run (a chain since reorganized) must not outlive a
+        # failed write and name the old state for this input.
+        digest_path.unlink(missing_ok=True)
         _write_atomically(state_path, encode_state(state))
         # The digest last: the host records a snapshot only once its digest file exists.
         _write_atomically(digest_path, state.digest().encode())

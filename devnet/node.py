@@ -404,6 +404,7 @@ class Node:
             result = machine.advance(metadata, payload)
             if check:
                 self._check_replay(row, result)
+            self._record_snapshot(row.index)  # the DApp wrote it again: one refused is replaced
         self.replayed = len(done)
         self.started_from_snapshot = after if after >= 0 else None
         if after >= 0:
