@@ -124,9 +124,10 @@ def test_a_restart_replays_only_the_inputs_after_the_last_snapshot(
     rollups: Rollups, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Snapshots every 2 inputs; after 5 inputs a restarted node starts from the snapshot
-    taken after input 3 and replays 1 input (counted, not timed); the next inputs get the
-    output indexes and results a node that replayed everything gives. A snapshot that is not
-    the state recorded is refused by the DApp, logged, and the node replays everything."""
+    taken after input 3 and replays 1 input (counted, not timed), then processes 2 more. A
+    snapshot that is not the state recorded is refused by the DApp, logged, and the node
+    replays everything: that full replay checks every stored result (ReplayMismatch
+    otherwise), so the results after the snapshot start equal a node's that replayed all."""
     caplog.set_level(logging.INFO, logger="devnet.node")
     app = deploy_app(rollups, str(tmp_path))
     alice = rollups.chain.accounts()[1]
@@ -147,11 +148,6 @@ def test_a_restart_replays_only_the_inputs_after_the_last_snapshot(
     send_inputs(rollups, app.application, alice, 2)  # a deposit, then a paid withdrawal
     one.node.wait_until(lambda: one.processed() == 7)
     one.halt()
-    reference = run_node(node_config(app, rollups.chain.url), tmp_path / "reference.sqlite")
-    reference.node.wait_until(lambda: reference.processed() == 7)
-    reference.halt()
-    assert reference.node.replayed == 0 and reference.node.started_from_snapshot is None
-    assert record_of(one.node) == record_of(reference.node)
     assert one.node.store.outputs()[-1].input_index == 6  # the withdrawal paid, after restart
 
     # Another state in the snapshot file, and its own digest beside it: the node's record
