@@ -494,6 +494,12 @@ class Node:
                 "inputs", where="status = 'NONE' AND block_number <= ?", args=(last_block,)
             ):
                 continue
+            # Processing took a while: if the chain reorganized meanwhile, this root may be
+            # one the chain no longer supports, and the Authority keeps the first claim for
+            # good. Claim nothing; the next step rolls back. (A reorg after this check and
+            # before the claim is mined stays possible: `confirmations` is the cure.)
+            if self._find_reorg(self.chain.block_number()) is not None:
+                return
             self._claim(epoch, last_block)
 
     def _claim(self, epoch: int, last_block: int) -> None:
