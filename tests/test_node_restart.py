@@ -34,8 +34,12 @@ class NodeProcess:
     sends, so each line is the cue to re-check a condition (:meth:`wait_until`), and the end of
     the output means the node exited. No test here sleeps or has a deadline."""
 
-    def __init__(self, config: Path, db: Path, *, claims: bool) -> None:
+    def __init__(
+        self, config: Path, db: Path, *, claims: bool, snapshots: Path | None = None
+    ) -> None:
         args = [sys.executable, "-m", "devnet", "node", "--config", str(config), "--db", str(db)]
+        if snapshots is not None:
+            args += ["--snapshot-dir", str(snapshots), "--snapshot-every", "2"]
         self.proc = subprocess.Popen(
             args + ([] if claims else ["--no-claims"]),
             cwd=REPO,
@@ -132,8 +136,10 @@ def nodes() -> Iterator[Callable[..., NodeProcess]]:
     (a leftover node would keep polling the shared anvil for the rest of the session)."""
     started: list[NodeProcess] = []
 
-    def start(config: Path, db: Path, *, claims: bool) -> NodeProcess:
-        started.append(NodeProcess(config, db, claims=claims))
+    def start(
+        config: Path, db: Path, *, claims: bool, snapshots: Path | None = None
+    ) -> NodeProcess:
+        started.append(NodeProcess(config, db, claims=claims, snapshots=snapshots))
         return started[-1]
 
     yield start
@@ -180,12 +186,15 @@ def test_sigkill_and_restart(
 ) -> None:
     info = json.loads(app_config.read_text())
     app, alice = info["application"], info["accounts"][1]
-    node = nodes(app_config, tmp_path / "node.sqlite", claims=True)
+    # With snapshots every 2 inputs: the kill may land mid-snapshot too; the restart starts
+    # from the last one recorded.
+    snapshots = tmp_path / "snapshots"
+    node = nodes(app_config, tmp_path / "node.sqlite", claims=True, snapshots=snapshots)
     send_stream(rollups, app, alice, 12)
     node.wait_until(lambda: node.processed() >= 5, "the node to get going")
-    node.kill()  # mid-stream: some inputs processed, some not even scanned yet
+    node.kill()  # mid-stream, mid-epoch: some inputs processed, some not even scanned yet
     send_stream(rollups, app, alice, 12)
-    node = nodes(app_config, tmp_path / "node.sqlite", claims=True)
+    node = nodes(app_config, tmp_path / "node.sqlite", claims=True, snapshots=snapshots)
     node.wait_until(lambda: node.processed() == 24, "all 24 inputs")
 
     # Wait for the claim of the last input's epoch, by its index. Not "an epoch ending near the
@@ -202,6 +211,7 @@ def test_sigkill_and_restart(
     reference.wait_until(lambda: reference.processed() == 24, "the reference node")
     assert restarted == reference.everything()
     assert [int(i[0], 16) for i in restarted["inputs"]] == list(range(24))
+    assert any("after the snapshot taken after input" in line for line in node.lines)
 
     tree = OutputsMerkleTree(output_hash(bytes.fromhex(o[2][2:])) for o in restarted["outputs"])
     epochs = node.rpc("cartesi_listEpochs", application="deml")["data"]
