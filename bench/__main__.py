@@ -13,6 +13,7 @@ BENCHMARKS = (
     "bench.dapp_inputs",
     "bench.fedavg_memory",
     "bench.state_scaling",
+    "bench.node_restart",
 )
 
 

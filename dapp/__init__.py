@@ -8,7 +8,8 @@ never in a cycle (``docs/architecture.md`` §8 has the map, ``tests/test_layers.
    machinery that knows nothing of the state: ``onnx_checks``, ``work_budget``,
    ``evaluation``, ``metrics``, ``shards``, ``fedavg``, ``payouts``
 1. ``state`` (the tables, transactions, the digest)
-2. ``context`` (what a handler sees of one input)
+2. ``context`` (what a handler sees of one input), ``snapshot`` (the state to and from a
+   canonical file, for the host's restarts)
 3. the rules, one idea per module: ``ledger`` (balances, withdrawals), ``blobs`` (chunked
    uploads), ``jobs`` + ``job_spec`` (posting), ``rounds`` (commit and reveals),
    ``settlement`` (closing: acceptance, payouts, aggregation), ``scoring`` (the ``evaluate``

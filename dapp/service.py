@@ -6,6 +6,9 @@ machine locks every balance for good. If the guest API refuses an output or a re
 ``output_refused`` report: an advance's outputs are discarded with the machine's rollback, and
 its writes are discarded (``DApp.commit`` runs only after every output was emitted). Only
 a broken connection to the rollup server (any other exception of ``Rollup``) ends the loop.
+
+With a :class:`~dapp.snapshot.SnapshotWriter`, the state is written out after an advance is
+finished and before the next ``/finish``: never in the middle of an input.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from deml_protocol.errors import OutputRefused
 from .app import AdvanceResult, DApp
 from .context import Metadata, Notice
 from .rollup import Rollup, RollupError
+from .snapshot import SnapshotWriter
 
 log = logging.getLogger("dapp")
 
 
-def serve(rollup: Rollup, dapp: DApp) -> None:
+def serve(rollup: Rollup, dapp: DApp, snapshots: SnapshotWriter | None = None) -> None:
     """Run forever. Bad input never ends this loop; only a broken rollup server does."""
     status = "accept"
     while True:
@@ -31,7 +35,10 @@ def serve(rollup: Rollup, dapp: DApp) -> None:
         data = request["data"]
         payload = bytes.fromhex(data["payload"][2:])
         if kind == "advance_state":
-            status = _advance(rollup, dapp, Metadata.from_json(data["metadata"]), payload)
+            meta = Metadata.from_json(data["metadata"])
+            status = _advance(rollup, dapp, meta, payload)
+            if snapshots is not None:
+                _snapshot(snapshots, dapp, meta.input_index)
         elif kind == "inspect_state":
             status = _inspect(rollup, dapp, payload)
         else:
@@ -52,6 +59,15 @@ def _advance(rollup: Rollup, dapp: DApp, meta: Metadata, payload: bytes) -> str:
         return "reject"
     dapp.commit()
     return "accept"
+
+
+def _snapshot(snapshots: SnapshotWriter, dapp: DApp, input_index: int) -> None:
+    """A snapshot is an optimisation of the host's: failing to write one never stops the DApp
+    (the host then has no snapshot for this input and replays more)."""
+    try:
+        snapshots.after_input(dapp.state, input_index)
+    except OSError as exc:
+        log.error("input %d: no snapshot written: %s", input_index, exc)
 
 
 def _emit(rollup: Rollup, result: AdvanceResult) -> None:

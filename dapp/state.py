@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, TypeVar
 
@@ -145,10 +145,16 @@ class State:
     def copy(self) -> State:
         """An independent State with the same entries (for tests and tools: a transaction
         never copies)."""
-        clone = State()
-        for name, table in self.tables().items():
-            dict.update(getattr(clone, name), table)  # a fresh state: nothing to journal
-        return clone
+        return State.from_tables(self.tables())
+
+    @staticmethod
+    def from_tables(tables: Mapping[str, Mapping[Any, Any]]) -> State:
+        """A fresh State holding these entries, nothing journaled (a loaded snapshot, a copy).
+        Tables not named stay empty."""
+        state = State()
+        for name, entries in tables.items():
+            dict.update(getattr(state, name), entries)
+        return state
 
     def digest(self) -> str:
         """sha256 over a canonical encoding: equal states give equal digests on any run."""

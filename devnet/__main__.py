@@ -97,6 +97,8 @@ def cmd_node(args: argparse.Namespace) -> int:
         epoch_length=info["epoch_length"],
         claimer=None if args.no_claims else info["accounts"][0],
         name=info.get("application_name", "deml"),
+        snapshot_dir=args.snapshot_dir,
+        snapshot_every=args.snapshot_every,
     )
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -148,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     node.add_argument("--db", required=True, help="SQLite file (kept across restarts)")
     node.add_argument("--port", type=int, default=0, help="node HTTP port (0 = any free)")
     node.add_argument("--no-claims", action="store_true", help="follow and serve, never claim")
+    node.add_argument(
+        "--snapshot-dir", help="where the DApp writes state snapshots (a restart replays less)"
+    )
+    node.add_argument("--snapshot-every", type=int, default=100, help="inputs per snapshot")
     replay = sub.add_parser("replay", help="re-execute a node's inputs, check outputs and claims")
     replay.add_argument("--db", type=Path, help="the node's SQLite store (inputs and outputs)")
     replay.add_argument(

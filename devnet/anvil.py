@@ -65,6 +65,11 @@ class AnvilConfig:
     balance_eth: int = 10_000
     host: str = "127.0.0.1"
     startup_timeout_s: float = 20.0
+    #: 0: a free port. A fixed port lets a restarted anvil keep its URL.
+    port: int = 0
+    #: ``--state``: load the chain from this file if it exists and dump it there on exit
+    #: (SIGTERM), with the historical states, so a restart keeps blocks, hashes and logs.
+    state_path: Path | None = None
 
 
 def find_anvil(root: Path = REPO_ROOT) -> Path:
@@ -157,13 +162,13 @@ class Anvil:
             os.close(fd)
             self._log_path = Path(name)
         for attempt in range(_PORT_ATTEMPTS):
-            self._port = free_port(self.config.host)
+            self._port = self.config.port or free_port(self.config.host)
             self._spawn(binary)
             if self._wait_ready():
                 return self
             in_use = "Address already in use" in self.log_tail()
             self.stop()
-            if not in_use or attempt == _PORT_ATTEMPTS - 1:
+            if not in_use or self.config.port or attempt == _PORT_ATTEMPTS - 1:
                 break
         raise AnvilError(
             f"anvil did not answer eth_chainId within {self.config.startup_timeout_s}s "
@@ -182,6 +187,8 @@ class Anvil:
             cmd += ["--block-time", f"{cfg.block_time_s:g}"]
         if cfg.hardfork is not None:
             cmd += ["--hardfork", cfg.hardfork]
+        if cfg.state_path is not None:
+            cmd += ["--state", str(cfg.state_path), "--preserve-historical-states"]
         return cmd
 
     def _spawn(self, binary: Path) -> None:

@@ -99,6 +99,8 @@ class Log:
     block_number: int
     tx_hash: str
     log_index: int
+    #: The block's hash as the backend saw it: what a node checks for a reorg.
+    block_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,7 @@ def _parse_log(raw: dict[str, Any]) -> Log:
             block_number=_int(raw["blockNumber"]),
             tx_hash=str(raw["transactionHash"]),
             log_index=_int(raw["logIndex"]),
+            block_hash=str(raw.get("blockHash") or ""),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise BadReply(f"malformed log in an eth_getLogs reply: {exc!r}") from exc
@@ -358,20 +361,31 @@ class Chain:
             return self._reverted(exc.data, receipt.tx_hash)
         return self._reverted(b"", receipt.tx_hash)
 
+    def get_receipt(self, tx_hash: str) -> Receipt | None:
+        """The transaction's receipt, or None if it is not in a block of the chain (yet, or
+        any more: a reorg took it out)."""
+        raw = self.rpc("eth_getTransactionReceipt", tx_hash)
+        if raw is None:
+            return None
+        try:
+            return Receipt(
+                tx_hash=raw["transactionHash"],
+                block_number=_int(raw["blockNumber"]),
+                is_success=_int(raw["status"]) == 1,
+                gas_used=_int(raw["gasUsed"]),
+                contract_address=(raw.get("contractAddress") or None),
+                logs=tuple(_parse_log(log) for log in raw["logs"]),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise BadReply(f"malformed eth_getTransactionReceipt reply: {exc!r}") from exc
+
     def wait_for_receipt(self, tx_hash: str, *, timeout_s: float | None = None) -> Receipt:
         timeout_s = self.receipt_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         while True:
-            raw = self.rpc("eth_getTransactionReceipt", tx_hash)
-            if raw is not None:
-                return Receipt(
-                    tx_hash=raw["transactionHash"],
-                    block_number=_int(raw["blockNumber"]),
-                    is_success=_int(raw["status"]) == 1,
-                    gas_used=_int(raw["gasUsed"]),
-                    contract_address=(raw.get("contractAddress") or None),
-                    logs=tuple(_parse_log(log) for log in raw["logs"]),
-                )
+            receipt = self.get_receipt(tx_hash)
+            if receipt is not None:
+                return receipt
             if time.monotonic() > deadline:
                 raise ReceiptTimeout(f"{tx_hash} not mined after {timeout_s}s: is mining on?")
             time.sleep(0.05)

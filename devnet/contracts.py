@@ -182,6 +182,7 @@ class InputAdded:
     raw_input: bytes
     block_number: int
     tx_hash: str
+    block_hash: str = ""
 
 
 def decode_evm_advance(raw: bytes) -> tuple[AdvanceMetadata, bytes]:
@@ -243,7 +244,7 @@ class Rollups:
         for log in receipt.logs:
             if log.address == addr.INPUT_BOX and log.topics[:1] == (INPUT_ADDED_TOPIC,):
                 app, index, raw = _input_added(log.topics, log.data)
-                return InputAdded(app, index, raw, log.block_number, log.tx_hash)
+                return InputAdded(app, index, raw, log.block_number, log.tx_hash, log.block_hash)
         raise ChainError(f"{receipt.tx_hash} added no input")
 
     def add_input(self, app: str, payload: bytes, *, sender: str) -> InputAdded:
@@ -288,7 +289,10 @@ class Rollups:
             found = [(log, _input_added(log.topics, log.data)) for log in logs]
         except (IndexError, DecodingError) as exc:  # a broken backend, not a broken input
             raise BadReply(f"malformed InputAdded log: {exc!r}") from exc
-        return [InputAdded(a, i, raw, log.block_number, log.tx_hash) for log, (a, i, raw) in found]
+        return [
+            InputAdded(a, i, raw, log.block_number, log.tx_hash, log.block_hash)
+            for log, (a, i, raw) in found
+        ]
 
     def number_of_inputs(self, app: str, *, block: int | str = "latest") -> int:
         """``InputBox.getNumberOfInputs(app)`` as of ``block``."""

@@ -78,11 +78,24 @@ class GuestServer:
     """``listen=False`` serves only the Python side of both halves (``finish``/``emit`` called
     directly, as ``devnet.in_process`` does): no socket, no HTTP thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, listen: bool = True) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        listen: bool = True,
+        next_output_index: int = 0,
+    ) -> None:
         self._cond = threading.Condition()
         self._queue: deque[_Request] = deque()
         self._current: _Request | None = None
-        self._next_index = 0
+        # A DApp started from a snapshot continues the global output index where it was.
+        self._next_index = next_output_index
+        #: Set once the DApp first asks for a request: it has started (and loaded its state).
+        self.ready = threading.Event()
+        #: Called (from the HTTP thread) with each request as it is handed to the DApp: what
+        #: fault-injection tests hook to act while an input is in the DApp's hands.
+        self.on_handout: Callable[[str, dict[str, Any]], None] | None = None
         self._closing = False
         self._httpd: _QuietServer | None = None
         self._thread: threading.Thread | None = None
@@ -178,12 +191,16 @@ class GuestServer:
         with self._cond:
             if self._current is not None:
                 self._complete(self._current, "accepted" if status == "accept" else "rejected")
+            self.ready.set()
             while not self._queue and not self._closing:
                 self._cond.wait()
             if self._closing:
                 return None
             self._current = self._queue.popleft()
-            return {"request_type": self._current.kind, "data": self._current.body}
+            kind, body = self._current.kind, self._current.body
+        if self.on_handout is not None:
+            self.on_handout(kind, body)
+        return {"request_type": kind, "data": body}
 
     def emit(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
         with self._cond:

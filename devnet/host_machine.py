@@ -39,11 +39,12 @@ class HostMachine:
         env: Mapping[str, str] | None = None,
         log: IO[bytes] | None = None,
         timeout: float | None = 180.0,
+        next_output_index: int = 0,
     ) -> None:
         self.timeout = timeout
         self._env = dict(env or {})
         self._log = log
-        self.server = GuestServer()
+        self.server = GuestServer(next_output_index=next_output_index)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HostMachine:
@@ -61,6 +62,14 @@ class HostMachine:
             preexec_fn=die_with_parent,
         )
         return self
+
+    def wait_ready(self) -> int | None:
+        """Wait until the DApp asks for its first request (it started and loaded its state):
+        None, or its exit status if it exited instead (a refused snapshot, a crash)."""
+        while not self.server.ready.wait(0.05):
+            if self.process is None or self.process.poll() is not None:
+                return None if self.process is None else self.process.returncode
+        return None
 
     def is_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

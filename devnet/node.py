@@ -12,8 +12,20 @@ One :meth:`Node.step`:
    inputs and no claim yet, submit ``Authority.submitClaim(app, lastBlock, root)`` with the
    cumulative outputs Merkle root after that epoch's inputs.
 
-On start the DApp's state is rebuilt by replaying every processed input into a fresh DApp
-process; any difference from what was stored is a :class:`ReplayMismatch`, never ignored.
+On start the DApp's state is rebuilt from the latest state snapshot the DApp wrote (if
+``NodeConfig.snapshot_dir`` is set and the DApp accepts it: ``dapp.snapshot``) plus a replay
+of every processed input after it into a fresh DApp process; any difference from what was
+stored is a :class:`ReplayMismatch`, never ignored.
+
+**Reorgs.** Each step first checks that the last scanned block still has the hash it had. If
+not, the node finds the last block it knows that the chain kept (``Store.block_hashes``: the
+blocks that brought inputs and the last scan end), forgets every input after it with its
+outputs, reports, snapshots and the claims of epochs ending after it, rebuilds the DApp from
+a snapshot before the first dropped input plus a replay, and scans the new chain from there.
+A claim whose transaction left the chain is forgotten too and sent again (see
+:meth:`Node._check_claims`). What the node cannot undo is a claim the chain still holds for
+an epoch whose inputs changed (the Authority keeps the first claim per epoch): sending the new
+root then ends in :class:`ClaimMismatch`.
 
 :meth:`Node.wait_until` lets a caller in the same process (the devnet's tests, the demo) wait
 for a condition without sleeping: it is re-checked each time the node stores something.
@@ -25,11 +37,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import requests
 from eth_abi.abi import decode
 
+from dapp.snapshot import EXIT_SNAPSHOT_INVALID, snapshot_paths
 from deml_protocol.abi import keccak256
 from devnet.chain import Chain, ChainError, TransactionReverted
 from devnet.contracts import Rollups, decode_evm_advance
@@ -62,10 +76,9 @@ class InputGap(ChainError):
     backend answered from behind (or skipped a log). Nothing is stored; the scan is retried."""
 
 
-class ReorgDetected(RuntimeError):
-    """A block the node already scanned is no longer on the chain. Inputs from it may have
-    been processed; the node stops rather than diverge (raise ``confirmations`` past the
-    chain's reorg depth, or restart from an empty database to follow the new chain)."""
+class ChainMoved(ChainError):
+    """The chain changed under a scan (the end block's hash differs before and after reading
+    the logs): nothing is stored and the step is retried, then sees the reorg."""
 
 
 class NodeStopped(RuntimeError):
@@ -86,6 +99,15 @@ class NodeConfig:
     #: (a block exists only when a transaction is sent, and nothing reorgs it); a public
     #: chain wants its finality depth here.
     confirmations: int = 0
+    #: Where the DApp writes state snapshots (``dapp.snapshot``); None: no snapshots, a start
+    #: replays every input.
+    snapshot_dir: str | None = None
+    #: A snapshot after every this many inputs (by input index).
+    snapshot_every: int = 100
+    #: Snapshots kept: older ones let a reorg roll back past the newest.
+    snapshots_kept: int = 3
+    #: Seconds one JSON-RPC call may take; a slower reply counts as an outage (retried).
+    rpc_timeout_s: float = 10.0
 
 
 class Node:
@@ -99,7 +121,7 @@ class Node:
     ) -> None:
         self.config = config
         self.store = store
-        self.chain = Chain(config.rpc_url)
+        self.chain = Chain(config.rpc_url, timeout_s=config.rpc_timeout_s)
         self.rollups = Rollups(self.chain, {})
         self.tree = OutputsMerkleTree(store.output_hashes())
         self._dapp_env = dapp_env or {}
@@ -112,11 +134,18 @@ class Node:
         self._changes = 0
         self._ended = False
         self.failure: BaseException | None = None
+        #: Steps that failed because the chain did not answer (each retried).
+        self.outages = 0
+        #: Inputs replayed by the last (re)build of the DApp, and the snapshot it started
+        #: from (the input index it was taken after), for logs and tests.
+        self.replayed = 0
+        self.started_from_snapshot: int | None = None
+        #: Claims of epochs up to this one have their transaction in a scanned block.
+        self._claims_final = -1
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> Node:
-        self._machine = self._new_machine()
-        self._replay()
+        self._machine = self._rebuild_machine(check=True)
         return self
 
     def stop(self) -> None:
@@ -142,6 +171,8 @@ class Node:
                 except (ChainError, requests.RequestException) as exc:
                     backoff = min(backoff * 2, 10.0)
                     log.warning("chain unavailable (%s); retrying in %.1f s", exc, backoff)
+                    self.outages += 1
+                    self._changed()  # a waiter may be waiting for the node to notice
                 stop.wait(backoff)
         except BaseException as exc:
             self.failure = exc
@@ -151,7 +182,10 @@ class Node:
 
     def step(self) -> None:
         head = self.chain.block_number()
-        self._check_no_reorg(head)
+        kept = self._find_reorg(head)
+        if kept is not None:
+            self._roll_back(*kept)
+        self._check_claims()
         self._scan(head - self.config.confirmations)
         self._process_pending()
         if self.config.claimer is not None:
@@ -192,32 +226,58 @@ class Node:
             self._progress.notify_all()
 
     # ---- 1. scan -----------------------------------------------------------------------------
-    def _check_no_reorg(self, head: int) -> None:
-        """The last block scanned must still be on the chain, with the same hash."""
+    def _find_reorg(self, head: int) -> tuple[int, str | None] | None:
+        """None while the last scanned block is still on the chain with the hash it had;
+        after a reorg, the last known block the chain kept and its hash, or
+        ``(deployment_block - 1, None)`` if it kept none of them."""
         scanned, known = self.store.get_meta("scanned_block"), self.store.get_meta("scanned_hash")
         if scanned is None or known is None:
-            return
-        if head < int(scanned):
-            raise ReorgDetected(f"block {scanned} was scanned and the chain is shorter now")
-        now = self.chain.get_block(int(scanned)).hash
-        if now != known:
-            raise ReorgDetected(
-                f"block {scanned} was {known} when scanned and is {now} now: the chain "
-                "reorganized under inputs this node may have processed"
+            return None
+        if int(scanned) <= head and self.chain.get_block(int(scanned)).hash == known:
+            return None
+        # A block whose hash is unchanged keeps all of its ancestors: the first match going
+        # down is the fork point (the first block that differs is the next one).
+        for number, block_hash in self.store.block_hashes(at_most=head):
+            if self.chain.get_block(number).hash == block_hash:
+                return number, block_hash
+        return self.config.deployment_block - 1, None
+
+    def _roll_back(self, block: int, block_hash: str | None) -> None:
+        with self._lock:  # no inspect sees a half rolled back state
+            dropped = self.store.roll_back_to(block, block_hash)
+            self.tree = OutputsMerkleTree(self.store.output_hashes())
+            for index in dropped.snapshots:
+                self._delete_snapshot_files(index)
+            self._claims_final = -1
+            log.warning(
+                "reorg at block %d: %d inputs dropped%s, %d claims dropped (epochs %s); "
+                "rebuilding the DApp and rescanning from block %d",
+                block + 1,
+                len(dropped.inputs),
+                f" ({dropped.inputs[0]}..{dropped.inputs[-1]})" if dropped.inputs else "",
+                len(dropped.claims),
+                dropped.claims,
+                block + 1,
             )
+            self.machine.stop()
+            self._machine = self._rebuild_machine(check=True)
+        self._changed()
 
     def _scan(self, head: int) -> None:
         scanned = self.store.get_meta("scanned_block")
         start = self.config.deployment_block if scanned is None else int(scanned) + 1
         while start <= head:
             end = min(head, start + SCAN_CHUNK - 1)
+            end_hash = self.chain.get_block(end).hash
             found = self.rollups.input_added_logs(
                 self.config.application, from_block=start, to_block=end
             )
             self._check_contiguous([e.index for e in found], end)
+            if self.chain.get_block(end).hash != end_hash:
+                raise ChainMoved(f"block {end} changed while the node read its logs")
             rows = [(e.index, e.block_number, e.raw_input, e.tx_hash) for e in found]
-            end_hash = self.chain.get_block(end).hash
-            self.store.add_inputs(rows, scanned_to=end, scanned_hash=end_hash)
+            blocks = sorted({(e.block_number, e.block_hash) for e in found})
+            self.store.add_inputs(rows, scanned_to=end, scanned_hash=end_hash, input_blocks=blocks)
             self._changed()
             start = end + 1
 
@@ -248,6 +308,8 @@ class Node:
                     reports=reports,
                     outputs_hash=self.tree.root(),
                 )
+                if status != "EXCEPTION":
+                    self._record_snapshot(row.index)
             self._changed()  # outside self._lock: a waiter's condition may inspect
             log.info(
                 "input %d: %s, %d outputs, %d reports",
@@ -280,28 +342,100 @@ class Node:
         outputs = [OutputRow(o.index, row.index, o.raw, output_hash(o.raw)) for o in result.outputs]
         return STATUS[result.status], outputs, result.reports
 
-    def _new_machine(self) -> HostMachine:
+    def _new_machine(self, *, snapshot: tuple[int, str] | None = None) -> HostMachine:
         # No wall-clock limit on an input: the DApp bounds its own work (the work budget), and
         # a deadline would make a slow host record EXCEPTION where a fast one accepts.
-        return HostMachine(env=self._dapp_env, log=self._dapp_log, timeout=None).start()
+        env = dict(self._dapp_env)
+        next_output = 0
+        if self.config.snapshot_dir is not None:
+            env["DEML_SNAPSHOT_DIR"] = self.config.snapshot_dir
+            env["DEML_SNAPSHOT_EVERY"] = str(self.config.snapshot_every)
+        if snapshot is not None:
+            index, digest = snapshot
+            env["DEML_SNAPSHOT_LOAD"] = str(self._snapshot_path(index))
+            env["DEML_SNAPSHOT_DIGEST"] = digest
+            next_output = self.store.count("outputs", where="input_index <= ?", args=(index,))
+        machine = HostMachine(
+            env=env, log=self._dapp_log, timeout=None, next_output_index=next_output
+        )
+        return machine.start()
 
     def _restart_machine(self) -> None:
         self.machine.stop()
-        self._machine = self._new_machine()
-        self._replay(check=False)
+        self._machine = self._rebuild_machine(check=False)
 
-    def _replay(self, *, check: bool = True) -> None:
-        """Rebuild the DApp's state from the stored inputs, checking every result."""
-        done = self.store.inputs(where="status != 'NONE'")
+    def _rebuild_machine(self, *, check: bool) -> HostMachine:
+        """A fresh DApp holding the state after every processed input: started from the
+        latest snapshot it accepts (a snapshot it refuses is forgotten, with a log line), then
+        the processed inputs after that snapshot replayed, each result checked."""
+        done = self.store.inputs(where="status != 'NONE'", descending=True, limit=1)
+        last_done = done[0].index if done else -1
+        # Snapshots recorded by a run with snapshots on are not used by one with them off.
+        known = self.store.snapshots() if self.config.snapshot_dir is not None else []
+        for index, digest in known:
+            if index > last_done:
+                continue
+            machine = self._new_machine(snapshot=(index, digest))
+            exit_status = machine.wait_ready()
+            if exit_status is None:
+                self._replay(machine, after=index, check=check)
+                return machine
+            machine.stop()
+            log.error(
+                "snapshot after input %d refused by the DApp (exit status %d%s); ignored",
+                index,
+                exit_status,
+                ": corrupt or not the state recorded"
+                if exit_status == EXIT_SNAPSHOT_INVALID
+                else "",
+            )
+            self.store.delete_snapshot(index)
+        machine = self._new_machine()
+        self._replay(machine, after=-1, check=check)
+        return machine
+
+    def _replay(self, machine: HostMachine, *, after: int, check: bool) -> None:
+        """Feed ``machine`` the processed inputs after input ``after``, in order."""
+        done = self.store.inputs(where="status != 'NONE' AND idx > ?", args=(after,))
         for row in done:
             if row.status == "EXCEPTION":
                 continue  # the machine rolled back; the DApp never saw it complete
             metadata, payload = decode_evm_advance(row.raw)
-            result = self.machine.advance(metadata, payload)
+            result = machine.advance(metadata, payload)
             if check:
                 self._check_replay(row, result)
-        if done:
-            log.info("replayed %d inputs", len(done))
+            self._record_snapshot(row.index)  # the DApp wrote it again: one refused is replaced
+        self.replayed = len(done)
+        self.started_from_snapshot = after if after >= 0 else None
+        if after >= 0:
+            log.info("replayed %d inputs after the snapshot taken after input %d", len(done), after)
+        elif done:
+            log.info("replayed %d inputs (no snapshot)", len(done))
+
+    # ---- snapshots -------------------------------------------------------------------------
+    def _snapshot_path(self, index: int) -> Path:
+        assert self.config.snapshot_dir is not None
+        return snapshot_paths(Path(self.config.snapshot_dir), index)[0]
+
+    def _record_snapshot(self, index: int) -> None:
+        """Record the snapshot the DApp wrote after input ``index``, if it was its turn. The
+        DApp writes it before it reports the input finished, so it is there by now."""
+        if self.config.snapshot_dir is None or (index + 1) % self.config.snapshot_every:
+            return
+        digest_path = snapshot_paths(Path(self.config.snapshot_dir), index)[1]
+        try:
+            digest = digest_path.read_text().strip()
+        except OSError as exc:
+            log.error("no snapshot after input %d (%s); the next one will do", index, exc)
+            return
+        for old in self.store.add_snapshot(index, digest, keep=self.config.snapshots_kept):
+            self._delete_snapshot_files(old)
+        log.info("snapshot after input %d recorded (state digest %s)", index, digest[:16])
+
+    def _delete_snapshot_files(self, index: int) -> None:
+        if self.config.snapshot_dir is not None:
+            for path in snapshot_paths(Path(self.config.snapshot_dir), index):
+                path.unlink(missing_ok=True)
 
     def _check_replay(self, row: InputRow, result: Result) -> None:
         stored_outputs = [
@@ -323,6 +457,29 @@ class Node:
             )
 
     # ---- 3. claim ------------------------------------------------------------------------------
+    def _check_claims(self) -> None:
+        """A claim is final once its transaction is in a block the node scanned (the reorg
+        check covers it from then on). Until then, a claim whose transaction left the chain
+        (a reorg shallower than the scanned height, e.g. with ``confirmations``) is forgotten,
+        so it is sent again; if a reorg put it back, the Authority's ``NotFirstClaim`` makes
+        the node adopt it (same root) or stop (:class:`ClaimMismatch`)."""
+        scanned = int(self.store.get_meta("scanned_block") or -1)
+        for claim in reversed(self.store.claims()):
+            if claim.epoch <= self._claims_final:
+                break
+            receipt = self.chain.get_receipt(claim.tx_hash)
+            if receipt is None:
+                self.store.delete_claim(claim.epoch)
+                self._changed()
+                log.warning(
+                    "claim of epoch %d (tx %s) is no longer on the chain; it will be sent again",
+                    claim.epoch,
+                    claim.tx_hash,
+                )
+            elif receipt.block_number <= scanned:
+                self._claims_final = claim.epoch
+                break
+
     def _claim_finished_epochs(self) -> None:
         length = self.config.epoch_length
         claimed = {claim.epoch for claim in self.store.claims()}
@@ -337,6 +494,12 @@ class Node:
                 "inputs", where="status = 'NONE' AND block_number <= ?", args=(last_block,)
             ):
                 continue
+            # Processing took a while: if the chain reorganized meanwhile, this root may be
+            # one the chain no longer supports, and the Authority keeps the first claim for
+            # good. Claim nothing; the next step rolls back. (A reorg after this check and
+            # before the claim is mined stays possible: `confirmations` is the cure.)
+            if self._find_reorg(self.chain.block_number()) is not None:
+                return
             self._claim(epoch, last_block)
 
     def _claim(self, epoch: int, last_block: int) -> None:

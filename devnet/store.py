@@ -3,6 +3,11 @@
 Each processed input is written in one SQLite transaction together with its outputs and
 reports, so a crash leaves either all of an input's results or none. Inputs are keyed by
 their InputBox index, so reading the same ``InputAdded`` event twice stores it once.
+
+``blocks`` keeps the hash of every block that brought inputs and of the last block scanned:
+the fewest hashes that still find, after a reorg, the last scanned block the chain kept (a
+block whose hash is unchanged keeps all of its ancestors). ``snapshots`` names the DApp state
+snapshots taken after an input (``dapp.snapshot``) and their state digests.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE TABLE IF NOT EXISTS claims (
     epoch INTEGER PRIMARY KEY, last_block INTEGER NOT NULL, root BLOB NOT NULL,
     output_count INTEGER NOT NULL, tx_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY, hash TEXT NOT NULL, has_inputs INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (input_index INTEGER PRIMARY KEY, digest TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS outputs_by_input ON outputs(input_index);
 CREATE INDEX IF NOT EXISTS reports_by_input ON reports(input_index);
 """
@@ -65,6 +73,15 @@ class ClaimRow:
     root: bytes
     output_count: int
     tx_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    """What a rollback to a block removed."""
+
+    inputs: list[int]
+    claims: list[int]
+    snapshots: list[int]
 
 
 class Store:
@@ -107,15 +124,22 @@ class Store:
 
     # ---- inputs ----------------------------------------------------------------------------
     def add_inputs(
-        self, rows: Sequence[tuple[int, int, bytes, str]], scanned_to: int, scanned_hash: str
+        self,
+        rows: Sequence[tuple[int, int, bytes, str]],
+        scanned_to: int,
+        scanned_hash: str,
+        input_blocks: Sequence[tuple[int, str]] = (),
     ) -> None:
-        """Record new inputs and the last block scanned (and its hash, to notice a reorg),
-        atomically (no gap, no repeat)."""
+        """Record new inputs, the hashes of their blocks and the last block scanned (and its
+        hash, to notice a reorg), atomically (no gap, no repeat)."""
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO inputs (idx, block_number, raw, tx_hash) VALUES (?,?,?,?)",
                 rows,
             )
+            db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, 1)", input_blocks)
+            db.execute("DELETE FROM blocks WHERE has_inputs = 0")  # only the last scan end
+            db.execute("INSERT OR IGNORE INTO blocks VALUES (?, ?, 0)", (scanned_to, scanned_hash))
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('scanned_block', ?)", (str(scanned_to),)
             )
@@ -214,6 +238,73 @@ class Store:
     def output_hashes(self) -> list[bytes]:
         return [bytes(row[0]) for row in self._rows("SELECT hash FROM outputs ORDER BY idx")]
 
+    def block_hashes(self, *, at_most: int) -> list[tuple[int, str]]:
+        """Known (block, hash) pairs at or below ``at_most``, highest first."""
+        rows = self._rows(
+            "SELECT number, hash FROM blocks WHERE number <= ? ORDER BY number DESC", (at_most,)
+        )
+        return [(int(n), str(h)) for n, h in rows]
+
+    def roll_back_to(self, block: int, block_hash: str | None) -> RolledBack:
+        """Forget everything from blocks after ``block`` (the last block the chain kept, with
+        its hash; None: nothing is kept and the next scan starts at the deployment): inputs
+        and their outputs and reports, the claims of epochs ending there, the snapshots taken
+        after a dropped input. One transaction."""
+        with self._tx() as db:
+            dropped = [
+                int(r[0])
+                for r in db.execute("SELECT idx FROM inputs WHERE block_number > ?", (block,))
+            ]
+            first = min(dropped, default=None)
+            claims = [
+                int(r[0])
+                for r in db.execute("SELECT epoch FROM claims WHERE last_block > ?", (block,))
+            ]
+            snapshots: list[int] = []
+            if first is not None:
+                snapshots = [
+                    int(r[0])
+                    for r in db.execute(
+                        "SELECT input_index FROM snapshots WHERE input_index >= ?", (first,)
+                    )
+                ]
+                db.execute("DELETE FROM outputs WHERE input_index >= ?", (first,))
+                db.execute("DELETE FROM reports WHERE input_index >= ?", (first,))
+                db.execute("DELETE FROM snapshots WHERE input_index >= ?", (first,))
+                db.execute("DELETE FROM inputs WHERE idx >= ?", (first,))
+            db.execute("DELETE FROM claims WHERE last_block > ?", (block,))
+            db.execute("DELETE FROM blocks WHERE number > ?", (block,))
+            if block_hash is None:
+                db.execute("DELETE FROM meta WHERE key IN ('scanned_block', 'scanned_hash')")
+            else:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('scanned_block', ?)", (str(block),))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('scanned_hash', ?)", (block_hash,))
+        return RolledBack(dropped, claims, snapshots)
+
+    # ---- snapshots ---------------------------------------------------------------------------
+    def add_snapshot(self, input_index: int, digest: str, *, keep: int) -> list[int]:
+        """Record a snapshot; forget all but the ``keep`` latest. The forgotten indexes."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (input_index, digest))
+            old = [
+                int(r[0])
+                for r in db.execute(
+                    "SELECT input_index FROM snapshots ORDER BY input_index DESC LIMIT -1 OFFSET ?",
+                    (keep,),
+                )
+            ]
+            db.executemany("DELETE FROM snapshots WHERE input_index = ?", [(i,) for i in old])
+        return old
+
+    def snapshots(self) -> list[tuple[int, str]]:
+        """(input index, state digest) of each recorded snapshot, latest first."""
+        rows = self._rows("SELECT input_index, digest FROM snapshots ORDER BY input_index DESC")
+        return [(int(i), str(d)) for i, d in rows]
+
+    def delete_snapshot(self, input_index: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM snapshots WHERE input_index = ?", (input_index,))
+
     # ---- claims ------------------------------------------------------------------------------
     def add_claim(self, claim: ClaimRow) -> None:
         with self._tx() as db:
@@ -221,6 +312,10 @@ class Store:
                 "INSERT INTO claims VALUES (?,?,?,?,?)",
                 (claim.epoch, claim.last_block, claim.root, claim.output_count, claim.tx_hash),
             )
+
+    def delete_claim(self, epoch: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM claims WHERE epoch = ?", (epoch,))
 
     def claims(self) -> list[ClaimRow]:
         rows = self._rows(

@@ -55,7 +55,10 @@ def server() -> Iterator[GuestServer]:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the fresh-venv installs of ``test_packaging`` now, if any of its slow tests will
     run: pip resolves and unpacks while the other tests run, on the other core."""
-    if any(item.get_closest_marker("slow") for item in session.items):
+    if any(
+        item.get_closest_marker("slow") and item.nodeid.startswith("tests/test_packaging.py")
+        for item in session.items
+    ):
         from tests.packaging_support import BUILDS_KEY, start_builds
 
         workdir = Path(tempfile.mkdtemp(prefix="deml-packaging-"))

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["records", "config", "rollup", "metrics", "onnx_checks"], 0),
     **dict.fromkeys(["work_budget", "payouts", "shards", "fedavg", "evaluation", "copies"], 0),
     "state": 1,
-    "context": 2,
+    **dict.fromkeys(["context", "snapshot"], 2),
     # 3: the rules
     **dict.fromkeys(["ledger", "storage", "blobs", "scoring", "job_spec", "jobs", "rounds"], 3),
     "settlement": 3,

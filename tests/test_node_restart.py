@@ -20,6 +20,7 @@ from deml_protocol import inputs
 from deml_protocol.abi import keccak256
 from devnet.contracts import Rollups
 from devnet.merkle import OutputsMerkleTree, output_hash
+from tests.node_support import Faults, Proxy
 
 pytestmark = pytest.mark.devnet
 REPO = Path(__file__).resolve().parent.parent
@@ -33,8 +34,12 @@ class NodeProcess:
     sends, so each line is the cue to re-check a condition (:meth:`wait_until`), and the end of
     the output means the node exited. No test here sleeps or has a deadline."""
 
-    def __init__(self, config: Path, db: Path, *, claims: bool) -> None:
+    def __init__(
+        self, config: Path, db: Path, *, claims: bool, snapshots: Path | None = None
+    ) -> None:
         args = [sys.executable, "-m", "devnet", "node", "--config", str(config), "--db", str(db)]
+        if snapshots is not None:
+            args += ["--snapshot-dir", str(snapshots), "--snapshot-every", "2"]
         self.proc = subprocess.Popen(
             args + ([] if claims else ["--no-claims"]),
             cwd=REPO,
@@ -131,8 +136,10 @@ def nodes() -> Iterator[Callable[..., NodeProcess]]:
     (a leftover node would keep polling the shared anvil for the rest of the session)."""
     started: list[NodeProcess] = []
 
-    def start(config: Path, db: Path, *, claims: bool) -> NodeProcess:
-        started.append(NodeProcess(config, db, claims=claims))
+    def start(
+        config: Path, db: Path, *, claims: bool, snapshots: Path | None = None
+    ) -> NodeProcess:
+        started.append(NodeProcess(config, db, claims=claims, snapshots=snapshots))
         return started[-1]
 
     yield start
@@ -179,12 +186,15 @@ def test_sigkill_and_restart(
 ) -> None:
     info = json.loads(app_config.read_text())
     app, alice = info["application"], info["accounts"][1]
-    node = nodes(app_config, tmp_path / "node.sqlite", claims=True)
+    # With snapshots every 2 inputs: the kill may land mid-snapshot too; the restart starts
+    # from the last one recorded.
+    snapshots = tmp_path / "snapshots"
+    node = nodes(app_config, tmp_path / "node.sqlite", claims=True, snapshots=snapshots)
     send_stream(rollups, app, alice, 12)
     node.wait_until(lambda: node.processed() >= 5, "the node to get going")
-    node.kill()  # mid-stream: some inputs processed, some not even scanned yet
+    node.kill()  # mid-stream, mid-epoch: some inputs processed, some not even scanned yet
     send_stream(rollups, app, alice, 12)
-    node = nodes(app_config, tmp_path / "node.sqlite", claims=True)
+    node = nodes(app_config, tmp_path / "node.sqlite", claims=True, snapshots=snapshots)
     node.wait_until(lambda: node.processed() == 24, "all 24 inputs")
 
     # Wait for the claim of the last input's epoch, by its index. Not "an epoch ending near the
@@ -201,6 +211,7 @@ def test_sigkill_and_restart(
     reference.wait_until(lambda: reference.processed() == 24, "the reference node")
     assert restarted == reference.everything()
     assert [int(i[0], 16) for i in restarted["inputs"]] == list(range(24))
+    assert any("after the snapshot taken after input" in line for line in node.lines)
 
     tree = OutputsMerkleTree(output_hash(bytes.fromhex(o[2][2:])) for o in restarted["outputs"])
     epochs = node.rpc("cartesi_listEpochs", application="deml")["data"]
@@ -271,3 +282,43 @@ def test_a_claim_on_chain_with_another_root_stops_the_node(
     )
     assert node.wait_exit() != 0
     assert any("ClaimMismatch" in line for line in node.lines)
+
+
+@pytest.mark.slow  # two node processes (~6 s): see docs/devnet.md, "Faults"
+def test_sigkill_mid_claim(
+    rollups: Rollups, app_config: Path, tmp_path: Path, nodes: Callable[..., NodeProcess]
+) -> None:
+    """SIGKILL lands while the node's claim is in flight: the proxy between the node and
+    anvil forwards the node's submitClaim (it is mined) and kills the node before the reply.
+    The restarted node finds the claim on chain and adopts it (no second claim: its root is
+    the one the restarted node computes, or it would stop with ClaimMismatch)."""
+    info = json.loads(app_config.read_text())
+    app, alice = info["application"], info["accounts"][1]
+    victims: list[NodeProcess] = []
+
+    def kill_on_claim(method: str) -> None:
+        if method == "eth_sendTransaction" and victims:
+            victims.pop().kill()
+
+    with Proxy(rollups.chain.url, Faults(after_forward=kill_on_claim)) as proxy:
+        proxied = tmp_path / "proxied.json"
+        proxied.write_text(json.dumps(info | {"rpc_url": proxy.url}))
+        node = nodes(proxied, tmp_path / "node.sqlite", claims=True)
+        victims.append(node)
+        send_stream(rollups, app, alice, 3)
+        epoch = rollups.chain.block_number() // EPOCH
+        rollups.chain.mine_until((epoch + 1) * EPOCH - 1)
+        assert node.wait_exit() == -signal.SIGKILL and not victims
+    claim_topic = keccak256(b"ClaimSubmitted(address,address,uint256,bytes32)")
+    sent = rollups.chain.get_logs(
+        address=info["authority"], topics=[claim_topic], to_block="latest"
+    )
+    assert len(sent) == 1  # the claim the killed node sent is on chain
+
+    node = nodes(app_config, tmp_path / "node.sqlite", claims=True)
+    node.wait_until(lambda: node.epoch_status(epoch) == "CLAIM_ACCEPTED", f"claim of {epoch}")
+    claimed = node.rpc("cartesi_getEpoch", application="deml", epoch_index=hex(epoch))["data"]
+    assert claimed["claim_transaction_hash"] == sent[0].tx_hash  # adopted, not sent again
+    record = node.everything()
+    assert [int(i[0], 16) for i in record["inputs"]] == [0, 1, 2]  # each input once
+    assert [int(o[0], 16) for o in record["outputs"]] == [0]  # the one paid withdrawal
