@@ -92,13 +92,23 @@ def _mark_copies(ctx: Context, job: Job, subs: list[Submission]) -> list[Submiss
     copies = later_copies(candidates)
     marked = []
     for sub in subs:
-        if sub.client in copies:
-            sub = replace(sub, is_copy=True)
-            ctx.state.submissions[(job.id, job.current_round, sub.client)] = sub
-        elif sub in candidates and sub.fingerprint is not None:
+        if sub in candidates and sub.client not in copies and sub.fingerprint is not None:
             ctx.state.fingerprints[(job.id, sub.fingerprint)] = sub.client
+        # The sketch has served (copies are decided once): it leaves the state.
+        sub = replace(sub, is_copy=sub.is_copy or sub.client in copies, sketch=b"")
+        ctx.state.submissions[(job.id, job.current_round, sub.client)] = sub
         marked.append(sub)
     return marked
+
+
+def _forget_fingerprints(ctx: Context, job: Job) -> None:
+    """A finished job takes no more reveals: the weights it saw leave the hot state (global
+    models' fingerprints stay: a few per job). Bounded: rounds x maxSubmissions records."""
+    for index in range(job.spec.rounds):
+        for client in ctx.state.rounds[(job.id, index)].committers:
+            fingerprint = ctx.state.submissions[(job.id, index, client)].fingerprint
+            if fingerprint is not None:
+                ctx.state.fingerprints.pop((job.id, fingerprint), None)
 
 
 def _accepted(revealed: list[Submission], baseline: Score, min_gain: int) -> list[Submission]:
@@ -161,5 +171,6 @@ def _finish_round(
     )
     if last:
         ctx.state.jobs[job.id] = replace(job, current_round=job.spec.rounds)
+        _forget_fingerprints(ctx, job)
     else:
         open_round(ctx, job, rnd.index + 1, start_ts=now)

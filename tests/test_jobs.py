@@ -109,6 +109,13 @@ def test_two_rounds_pay_the_honest_and_not_the_copier(market: Market) -> None:
     assert int(job["paid"]) + int(job["refunded"]) == escrow
     with pytest.raises(NotFound):  # a typed error, decoded from the rejection report
         net.ask(queries.ROUND, job_id=market.job_id, round=2)
+    # Archived out of the hot state: the copy-check sketches at each close, the finished
+    # job's revealed weights at its last (only its global models' fingerprints stay).
+    state = market.net.machine.dapp.state  # type: ignore[attr-defined]
+    job_subs = [s for (j, _, _), s in state.submissions.items() if j == market.job_id]
+    assert len(job_subs) == 8 and all(s.sketch == b"" for s in job_subs)
+    owners = {owner for (j, _), owner in state.fingerprints.items() if j == market.job_id}
+    assert owners == {"global"}
 
 
 def _stored_model(market: _Market, cid: str, models: list[bytes]) -> bytes:
