@@ -8,7 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from deml_console.sdk import Client as SdkClient
 from deml_console.sdk import Outcome, notice, vouchers
+from deml_protocol import queries
+from deml_protocol.errors import InsufficientBalance, NoSuchJob
 from demo.marketplace import WINDOW, Market
 from demo.node_client import Client, node_transport
 from devnet.contracts import balance_of
@@ -68,6 +71,21 @@ def test_two_round_job_on_chain(client: Client) -> None:
     assert sum(received.values()) == escrow  # payouts + refund == escrow, to the base unit
     assert balance_of(client.chain, token, client.app) == app_tokens_before
     assert market.client(sponsor).job(market.job_id)["status"] == "finished"
+
+
+def test_the_sdk_on_the_node_types_rejections_and_decodes_replies(client: Client) -> None:
+    """The SDK's NodeTransport alone: signed transactions, the node's JSON-RPC and inspect."""
+    me = SdkClient(node_transport(client.devnet), client.accounts[4])
+    with pytest.raises(InsufficientBalance):  # rejected on the node, typed by its code
+        me.withdraw_ether(1)
+    with pytest.raises(NoSuchJob):  # a rejected inspect
+        me.job(10**6)
+    cid = me.upload(b"stored through the InputBox")
+    assert me.ask(queries.BLOB, cid=cid)["status"] == "stored"
+    assert me.fetch_blob(cid) == b"stored through the InputBox"
+    deposited = me.deposit_ether(5)
+    assert deposited.status == "accepted" and me.balances()["ether"] == "5"
+    assert me.withdraw_ether(5).status == "accepted"
 
 
 def _transfers(closed: Outcome) -> list[tuple[str, int]]:
