@@ -4,7 +4,9 @@ alone. The same client runs against the real node in ``test_marketplace_devnet.p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,3 +113,11 @@ def test_a_small_job_through_the_client(net: MachineTransport[Result]) -> None:
     evaluation = alice.evaluate(trained_cid, shard_cid, "accuracy")
     assert evaluation.fields["score"] == result.fields["scores"][0]
     assert alice.fetch_blob(trained_cid) == trained
+
+
+def test_the_docs_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "client-sdk.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    exec(compile(example, "docs/client-sdk.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "insufficient_balance" in printed and "1000000000000000000" in printed
