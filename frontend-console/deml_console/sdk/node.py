@@ -61,6 +61,30 @@ _ABI: list[dict[str, Any]] = [
     },
     {
         "type": "function",
+        "name": "executeOutput",
+        "stateMutability": "nonpayable",
+        "inputs": [
+            {"name": "output", "type": "bytes"},
+            {
+                "name": "proof",
+                "type": "tuple",
+                "components": [
+                    {"name": "outputIndex", "type": "uint64"},
+                    {"name": "outputHashesSiblings", "type": "bytes32[]"},
+                ],
+            },
+        ],
+        "outputs": [],
+    },
+    {
+        "type": "function",
+        "name": "wasOutputExecuted",
+        "stateMutability": "view",
+        "inputs": [{"name": "outputIndex", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
+    {
+        "type": "function",
         "name": "approve",
         "stateMutability": "nonpayable",
         "inputs": [{"name": "spender", "type": "address"}, {"name": "value", "type": "uint256"}],
@@ -97,6 +121,10 @@ def poll(condition: Callable[[], bool], *, every_s: float = 0.5) -> None:
 
 class NodeError(RuntimeError):
     """The node's JSON-RPC answered with an error."""
+
+
+class NotClaimed(RuntimeError):
+    """A voucher's epoch has no accepted claim yet: there is no proof to execute it with."""
 
 
 @dataclass
@@ -186,6 +214,21 @@ class NodeTransport:
             reports=[_hex(r["raw_data"]) for r in reports],
             input_index=input_index,
         )
+
+    def execute_voucher(self, index: int, sender: str) -> bool:
+        """Execute output ``index`` (a voucher) through the Application contract with the
+        proof the node serves once its epoch is claimed, signed by ``sender``. False if it
+        was executed already (nothing sent): executing is idempotent for the caller."""
+        app = self._contract(self.app).functions
+        if app.wasOutputExecuted(index).call():
+            return False
+        output = self.rpc("cartesi_getOutput", application=self.app, output_index=hex(index))
+        siblings = output["data"]["output_hashes_siblings"]
+        if siblings is None:
+            raise NotClaimed(f"output {index}: its epoch is not claimed yet")
+        proof = (index, [_hex(sibling) for sibling in siblings])
+        self._transact(sender, app.executeOutput(_hex(output["data"]["raw_data"]), proof))
+        return True
 
     # ---- the chain -----------------------------------------------------------------------
     def _contract(self, address: str) -> Any:
