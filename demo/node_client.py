@@ -4,13 +4,11 @@ for the claim) and execute vouchers. Inputs, deposits and inspects go through th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
 from deml_console.sdk.node import NodeTransport, accounts_from_mnemonic
+from deml_console.sdk.results import raw_reply
 from devnet.anvil import DEFAULT_MNEMONIC
 from devnet.chain import Chain
 from devnet.contracts import Rollups
@@ -28,24 +26,18 @@ class Client:
         self.rollups = Rollups(self.chain, {})
         self.app = str(self.info["application"])
         self.accounts: list[str] = list(self.info["accounts"])
+        self.net = node_transport(devnet)
 
     def rpc(self, method: str, **params: Any) -> Any:
-        reply = requests.post(
-            self.info["jsonrpc_url"],
-            timeout=10,
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-        ).json()
-        if "error" in reply:
-            raise AssertionError(f"{method}: {reply['error']}")
-        return reply["result"]
+        """The node's JSON-RPC (an error reply raises ``NodeError``)."""
+        return self.net.rpc(method, **params)
 
     def inspect(self, path: str) -> Any:
-        reply = requests.post(self.info["inspect_url"], data=path.encode(), timeout=30).json()
-        text = b"".join(bytes.fromhex(r["payload"][2:]) for r in reply["reports"])
-        return json.loads(text)
+        """An inspect reply's JSON, a rejection report included."""
+        return raw_reply(self.net.inspect(path))
 
     def processed(self) -> int:
-        return int(self.rpc("cartesi_getProcessedInputCount", application=self.app)["data"], 16)
+        return self.net.processed_inputs()
 
     def wait_until(self, condition: Callable[[], bool]) -> None:
         """Wait until ``condition`` (which reads JSON-RPC, like any client) holds. A real node can

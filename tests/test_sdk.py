@@ -25,6 +25,7 @@ from deml_protocol.errors import (
     WindowNotOpen,
 )
 from devnet.guest_server import Result
+from devnet.host_machine import HostMachine
 from devnet.in_process import InProcessMachine
 
 SPONSOR, ALICE, BOB = "0x" + "a1" * 20, "0x" + "b0" * 20, "0x" + "c0" * 20
@@ -36,6 +37,17 @@ SHARD_SALT, ALICE_SALT, BOB_SALT = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
 def net() -> Iterator[MachineTransport[Result]]:
     with InProcessMachine() as machine:
         yield MachineTransport(machine)
+
+
+def test_the_guest_api_server_transport() -> None:
+    """The real ``python -m dapp`` behind the guest API server, over HTTP, same client."""
+    with HostMachine() as machine:
+        alice = Client(MachineTransport(machine), ALICE)
+        alice.deposit_ether(5)
+        assert alice.balances()["ether"] == "5"
+        with pytest.raises(InsufficientBalance):
+            alice.withdraw_ether(6)
+        assert [v.value for v in vouchers(alice.withdraw_ether(5))] == [5]
 
 
 def spec(model_cid: str, shard_cid: str) -> dict[str, object]:
