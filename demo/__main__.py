@@ -8,19 +8,18 @@ by voucher; the vouchers are executed on chain once the epoch is claimed.
 
 from __future__ import annotations
 
-import base64
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from deml_console.datasets import Features, Labels
-from deml_protocol import inputs
+from deml_console.sdk import notice, vouchers
 from devnet.contracts import balance_of
 from devnet.stack import Devnet, DevnetConfig
 
-from .marketplace import WINDOW, Market, notices_in
-from .node_client import Client, DevnetTransport
+from .marketplace import WINDOW, Market
+from .node_client import Client, node_transport
 
 TOKEN = 10**18
 
@@ -55,13 +54,13 @@ def play_round(
             show(f"  {names[who]:<7} commits the global model unchanged")
     market.net.send(sponsor, b"\0\0\0\0", advance_time=WINDOW)  # block time passes
     market.reveal_holdout(round_index)
-    rnd = market.net.query(f"jobs/{market.job_id}/rounds/{round_index}")
+    rnd = market.client(sponsor).round(market.job_id, round_index)
     show(f"  sponsor reveals the held-out shard: baseline log-loss score {rnd['baseline']}")
     for who, model in zip(clients, models, strict=True):
         market.reveal(who, model, round_index)
     market.net.send(sponsor, b"\0\0\0\0", advance_time=2 * WINDOW)
-    closed = market.net.send(clients[0], inputs.CLOSE_ROUND.encode(market.job_id, round_index))
-    ((_, result),) = [n for n in notices_in(closed) if n[0] == "RoundClosed"]
+    closed = market.client(clients[0]).close_round(market.job_id, round_index)
+    result = notice(closed, "RoundClosed").fields
     paid = dict(zip((p.lower() for p in result["paid"]), result["amounts"], strict=True))
     for who, score, ok in zip(result["clients"], result["scores"], result["accepted"], strict=True):
         reward = paid.get(who.lower(), 0) / TOKEN
@@ -70,23 +69,8 @@ def play_round(
             f"  {'accepted' if ok else 'rejected'}  reward {reward:10.4f} DEML"
         )
     show(f"  new global model {result['newModelCid']}")
-    vouchers = [o.index for o in closed.outputs if o.raw[:4] == bytes.fromhex("237a816f")]
-    return fetch_blob(market, result["newModelCid"]), vouchers
-
-
-def fetch_blob(market: Market, cid: str) -> bytes:
-    """Read a blob back from the DApp over inspect, page by page, and check it is ``cid``."""
-    from deml_protocol.cid import verify_content
-
-    pages: list[bytes] = []
-    offset: int | None = 0
-    while offset is not None:
-        page = market.net.query(f"blobs/{cid}/data/{offset}")
-        pages.append(base64.b64decode(page["data_base64"]))
-        offset = page["next_offset"]
-    data = b"".join(pages)
-    verify_content(cid, data)
-    return data
+    paid_by = [voucher.index for voucher in vouchers(closed)]
+    return market.client(sponsor).fetch_blob(result["newModelCid"]), paid_by
 
 
 def main() -> int:
@@ -111,23 +95,24 @@ def run(client: Client) -> None:
         clients[2]: "carol",
         clients[3]: "copycat",
     }
-    market = Market(DevnetTransport(client), sponsor=sponsor, clients=clients)
+    net = node_transport(client.devnet)
+    market = Market(net, sponsor=sponsor, clients=clients)
     escrow = 9_000 * TOKEN
     market.post(escrow, token=token, metric="log_loss")
     show(
         f"\nSponsor posts job {market.job_id}: 9000 DEML escrowed through the ERC20Portal, "
         "2 rounds, logistic regression, metric log-loss"
     )
-    global_model, vouchers = market.initial_model, []
+    global_model, paid_indices = market.initial_model, []
     for round_index in (0, 1):
         global_model, paid = play_round(market, client, round_index, global_model, names)
-        vouchers += paid
+        paid_indices += paid
     show("\n== Settlement on the base layer")
     client.close_epoch()
     before = {who: balance_of(client.chain, token, who) for who in names}
-    for index in vouchers:
-        client.execute(index)
-    show(f"  epoch claimed; {len(vouchers)} vouchers executed by the Application contract")
+    for index in paid_indices:  # anyone may execute a voucher: account 0 pays the gas
+        assert net.execute_voucher(index, client.accounts[0])
+    show(f"  epoch claimed; {len(paid_indices)} vouchers executed by the Application contract")
     total = 0
     for who, name in names.items():
         delta = balance_of(client.chain, token, who) - before[who]

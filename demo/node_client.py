@@ -1,17 +1,17 @@
-"""A client of a running node, as a user of a real node has it: the chain (InputBox and
-portals), inspect and JSON-RPC. Used by `make demo` and the integration tests."""
+"""What the SDK does not do yet against the devnet: close an epoch (mine to its end and wait
+for the claim) and execute vouchers. Inputs, deposits and inspects go through the SDK's
+:class:`~deml_console.sdk.node.NodeTransport` (:func:`node_transport`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
+from deml_console.sdk.node import NodeTransport, accounts_from_mnemonic
+from deml_console.sdk.results import raw_reply
+from devnet.anvil import DEFAULT_MNEMONIC
 from devnet.chain import Chain
 from devnet.contracts import Rollups
-from devnet.guest_server import Output, Result
 from devnet.stack import Devnet
 
 
@@ -26,24 +26,18 @@ class Client:
         self.rollups = Rollups(self.chain, {})
         self.app = str(self.info["application"])
         self.accounts: list[str] = list(self.info["accounts"])
+        self.net = node_transport(devnet)
 
     def rpc(self, method: str, **params: Any) -> Any:
-        reply = requests.post(
-            self.info["jsonrpc_url"],
-            timeout=10,
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-        ).json()
-        if "error" in reply:
-            raise AssertionError(f"{method}: {reply['error']}")
-        return reply["result"]
+        """The node's JSON-RPC (an error reply raises ``NodeError``)."""
+        return self.net.rpc(method, **params)
 
     def inspect(self, path: str) -> Any:
-        reply = requests.post(self.info["inspect_url"], data=path.encode(), timeout=30).json()
-        text = b"".join(bytes.fromhex(r["payload"][2:]) for r in reply["reports"])
-        return json.loads(text)
+        """An inspect reply's JSON, a rejection report included."""
+        return raw_reply(self.net.inspect(path))
 
     def processed(self) -> int:
-        return int(self.rpc("cartesi_getProcessedInputCount", application=self.app)["data"], 16)
+        return self.net.processed_inputs()
 
     def wait_until(self, condition: Callable[[], bool]) -> None:
         """Wait until ``condition`` (which reads JSON-RPC, like any client) holds. A real node can
@@ -107,48 +101,16 @@ class Client:
         )
 
 
-class DevnetTransport:
-    """The job scenario's transport on the real stack: inputs go through the InputBox and the
-    portals; results are read back over JSON-RPC, as any client of a node would."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    def _result(self, input_index: int) -> Result:
-        c = self.client
-        c.wait_processed(input_index + 1)
-        row = c.rpc("cartesi_getInput", application=c.app, input_index=hex(input_index))["data"]
-        outputs = c.rpc(
-            "cartesi_listOutputs", application=c.app, input_index=hex(input_index), limit=1000
-        )["data"]
-        reports = c.rpc(
-            "cartesi_listReports", application=c.app, input_index=hex(input_index), limit=1000
-        )["data"]
-        return Result(
-            status=row["status"].lower(),
-            outputs=[
-                Output(int(o["index"], 16), bytes.fromhex(o["raw_data"][2:])) for o in outputs
-            ],
-            reports=[bytes.fromhex(r["raw_data"][2:]) for r in reports],
-        )
-
-    def send(self, sender: str, payload: bytes, *, advance_time: int = 12) -> Result:
-        if advance_time > 12:
-            self.client.chain.increase_time(advance_time)
-        added = self.client.rollups.add_input(self.client.app, payload, sender=sender)
-        return self._result(added.index)
-
-    def deposit_ether(self, depositor: str, amount: int, call: bytes = b"") -> Result:
-        added = self.client.rollups.deposit_ether(
-            self.client.app, value_wei=amount, exec_layer_data=call, sender=depositor
-        )
-        return self._result(added.index)
-
-    def deposit_erc20(self, token: str, depositor: str, amount: int, call: bytes = b"") -> Result:
-        added = self.client.rollups.deposit_erc20(
-            token, self.client.app, amount=amount, exec_layer_data=call, sender=depositor
-        )
-        return self._result(added.index)
-
-    def query(self, path: str) -> Any:
-        return self.client.inspect(path)
+def node_transport(devnet: Devnet) -> NodeTransport:
+    """The SDK's transport to the devnet's node, signing as the devnet's accounts (derived from
+    its mnemonic with eth-account); woken by the devnet's node instead of polling."""
+    info = devnet.info
+    signers = accounts_from_mnemonic(DEFAULT_MNEMONIC, len(info["accounts"]))
+    return NodeTransport(
+        rpc_url=info["rpc_url"],
+        node_url=info["node_url"],
+        app=info["application"],
+        signers=signers,
+        wait_until=devnet.wait_until,
+        dev_chain=True,
+    )

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deml_console.cli import app as deml
+from deml_console.sdk.node import NodeError
 from deml_protocol import inputs
 from deml_protocol.uploads import upload_inputs
 from demo.node_client import Client
@@ -139,7 +140,7 @@ def test_node_json_rpc_shapes(client: Client) -> None:
     listed = client.rpc("cartesi_listInputs", application=client.app, limit=2, offset=1)
     assert listed["pagination"]["limit"] == 2 and listed["pagination"]["offset"] == 1
     assert all(i["index"].startswith("0x") for i in listed["data"])
-    with pytest.raises(AssertionError, match="-32000"):
+    with pytest.raises(NodeError, match="-32000"):
         client.rpc("cartesi_getApplication", application="nope")
     outputs = client.rpc("cartesi_listOutputs", application="deml", limit=1000)["data"]
     reports = client.rpc("cartesi_listReports", application="deml", limit=1000)["data"]

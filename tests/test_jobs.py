@@ -11,16 +11,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from eth_abi.abi import decode
 
+from deml_console import sdk
 from deml_console.datasets import shard_bytes
 from deml_console.model_zoo import get_weights, logistic_regression, mlp, with_weights
+from deml_console.sdk import Client, Outcome
 from deml_protocol import inputs, queries
 from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import submission_commitment
 from deml_protocol.errors import NotFound
-from deml_protocol.notices import decode_notice
-from demo.marketplace import WINDOW, salt_for, upload
+from demo.marketplace import WINDOW, salt_for
 from demo.marketplace import Market as _Market
 from devnet.guest_server import Result
 from devnet.host_machine import HostMachine
@@ -44,22 +44,12 @@ def market() -> Iterator[Market]:
         yield Market(Driver(machine), sponsor=ALICE, clients=[BOB, CAROL, DAVE, ERIN])
 
 
-def vouchers(result: Result) -> list[tuple[str, int]]:
-    found = []
-    for output in result.outputs:
-        if output.raw[:4] == bytes.fromhex("237a816f"):
-            destination, value, _ = decode(["address", "uint256", "bytes"], output.raw[4:])
-            found.append((destination.lower(), value))
-    return found
+def vouchers(result: Outcome) -> list[tuple[str, int]]:
+    return [(v.destination, v.value) for v in sdk.vouchers(result)]
 
 
-def notice(result: Result, name: str) -> dict[str, Any]:
-    for output in result.outputs:
-        if output.raw[:4] == bytes.fromhex("c258d6e5"):
-            found, fields = decode_notice(decode(["bytes"], output.raw[4:])[0])
-            if found == name:
-                return fields
-    raise AssertionError(f"no {name} notice in {result}")
+def notice(result: Outcome, name: str) -> dict[str, Any]:
+    return sdk.notice(result, name).fields
 
 
 def wait(market: Market, seconds: int) -> None:
@@ -155,7 +145,7 @@ def assert_rejected(
 def test_commit_and_reveal_rules(open_round: Market) -> None:
     m, job = open_round, open_round.job_id
     model = m.bob_model  # type: ignore[attr-defined]
-    cid = upload(m.net, BOB, model)
+    cid = Client(m.net, BOB).upload(model)
     reveal = inputs.REVEAL_SUBMISSION.encode(job, 0, cid, salt_for(BOB))
     commit = inputs.COMMIT_SUBMISSION.encode(job, 0, b"\x01" * 32)
     assert_rejected(m, BOB, commit, "already_committed")
@@ -173,12 +163,12 @@ def test_commit_and_reveal_rules(open_round: Market) -> None:
     )
     assert_rejected(m, BOB, reveal, "holdout_pending")
     data, data_cid = m.holdout(0)
-    upload(m.net, ALICE, data)
+    Client(m.net, ALICE).upload(data)
     assert_rejected(
         m, BOB, inputs.REVEAL_HOLDOUT.encode(job, 0, data_cid, salt_for("holdout0")), "not_sponsor"
     )
     wrong = shard_bytes(*m.federation.holdouts[1])
-    upload(m.net, ALICE, wrong)
+    Client(m.net, ALICE).upload(wrong)
     assert_rejected(
         m,
         ALICE,
@@ -210,7 +200,7 @@ def test_commit_and_reveal_rules(open_round: Market) -> None:
 def _reveal_bad_model(m: Market, bad: bytes, code: str) -> None:
     job = m.job_id
     m.net.deposit_ether(CAROL, ETH)
-    cid = upload(m.net, CAROL, bad)
+    cid = Client(m.net, CAROL).upload(bad)
     commitment = submission_commitment(cid, salt_for(CAROL), CAROL, job, 0)
     assert m.net.send(CAROL, inputs.COMMIT_SUBMISSION.encode(job, 0, commitment)).status == (
         "accepted"
@@ -295,7 +285,7 @@ def test_forfeited_bonds_join_the_round_budget(market: Market) -> None:
 
 def test_job_spec_is_checked_at_posting(market: Market) -> None:
     net = market.net
-    upload(net, ALICE, market.initial_model)
+    Client(net, ALICE).upload(market.initial_model)
     spec = market.job_spec()
     cases: list[tuple[dict[str, Any], str]] = [
         (dict(metric="f1"), "unknown_metric"),
@@ -304,10 +294,10 @@ def test_job_spec_is_checked_at_posting(market: Market) -> None:
         (dict(holdoutCommitments=[b"\x01" * 32] * 2), "invalid_job_spec"),
         (dict(modelCid=compute_cid(b"not stored")), "blob_not_found"),
         (
-            dict(modelCid=upload(net, ALICE, mlp([30, 256, 256, 2])), holdoutRows=100_000),
+            dict(modelCid=Client(net, ALICE).upload(mlp([30, 256, 256, 2])), holdoutRows=100_000),
             "work_budget_exceeded",
         ),
-        (dict(modelCid=upload(net, ALICE, b"not a model")), "model_unparseable"),
+        (dict(modelCid=Client(net, ALICE).upload(b"not a model")), "model_unparseable"),
     ]
     for overrides, code in cases:
         result = net.deposit_ether(ALICE, ETH, inputs.CREATE_JOB.encode(**(spec | overrides)))
@@ -325,9 +315,9 @@ def test_job_spec_is_checked_at_posting(market: Market) -> None:
 def test_evaluate_any_model_on_any_shard(market: Market) -> None:
     net = market.net
     data, data_cid = market.holdout(0)
-    upload(net, BOB, data)
+    Client(net, BOB).upload(data)
     model = market.train(0, market.initial_model)
-    model_cid = upload(net, BOB, model)
+    model_cid = Client(net, BOB).upload(model)
     result = net.send(CAROL, inputs.EVALUATE.encode(model_cid, data_cid, "accuracy"))
     fields = notice(result, "Evaluation")
     assert fields["modelCid"] == model_cid and fields["rows"] == 80

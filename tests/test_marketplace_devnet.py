@@ -8,12 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from deml_protocol import inputs
+from deml_console.sdk import Client as SdkClient
+from deml_console.sdk import Outcome, notice, vouchers
+from deml_protocol import queries
+from deml_protocol.errors import InsufficientBalance, NoSuchJob
 from demo.marketplace import WINDOW, Market
-from demo.node_client import Client, DevnetTransport
+from demo.node_client import Client, node_transport
 from devnet.contracts import balance_of
 from devnet.stack import Devnet, DevnetConfig
-from tests.test_jobs import _stored_model, notice
+from tests.test_jobs import _stored_model
 
 pytestmark = pytest.mark.devnet
 
@@ -28,7 +31,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 def test_two_round_job_on_chain(client: Client) -> None:
     token = client.info["reward_token"]
     sponsor, *clients = client.accounts[5:10]
-    market = Market(DevnetTransport(client), sponsor=sponsor, clients=clients)
+    net = node_transport(client.devnet)
+    market = Market(net, sponsor=sponsor, clients=clients)
     escrow = 9_000 * 10**18 + 7
     app_tokens_before = balance_of(client.chain, token, client.app)
     market.post(escrow, token=token, metric="log_loss")
@@ -44,8 +48,8 @@ def test_two_round_job_on_chain(client: Client) -> None:
         for c, model in zip(market.clients, models, strict=True):
             assert market.reveal(c, model, round_index).status == "accepted"
         market.net.send(sponsor, b"\0\0\0\0", advance_time=2 * WINDOW)
-        closed = market.net.send(clients[0], inputs.CLOSE_ROUND.encode(market.job_id, round_index))
-        result = notice(closed, "RoundClosed")
+        closed = market.client(clients[0]).close_round(market.job_id, round_index)
+        result = notice(closed, "RoundClosed").fields
         assert list(result["accepted"]) == [True, True, True, False]
         baselines.append(result["baseline"])
         closes.append(closed)
@@ -55,9 +59,9 @@ def test_two_round_job_on_chain(client: Client) -> None:
     client.close_epoch()
     before = {who: balance_of(client.chain, token, who) for who in [sponsor, *clients]}
     for closed in closes:
-        for output in closed.outputs:
-            if output.raw[:4] == bytes.fromhex("237a816f"):
-                client.execute(output.index)
+        for voucher in vouchers(closed):
+            assert net.execute_voucher(voucher.index, client.accounts[0])
+    assert not net.execute_voucher(vouchers(closes[0])[0].index, sponsor)  # once only
     received = {who: balance_of(client.chain, token, who) - before[who] for who in before}
     expected: dict[str, int] = {who: 0 for who in before}
     for closed in closes:
@@ -68,18 +72,24 @@ def test_two_round_job_on_chain(client: Client) -> None:
     assert all(received[c] > 0 for c in clients[:3])
     assert sum(received.values()) == escrow  # payouts + refund == escrow, to the base unit
     assert balance_of(client.chain, token, client.app) == app_tokens_before
-    assert market.net.query(f"jobs/{market.job_id}")["status"] == "finished"
+    assert market.client(sponsor).job(market.job_id)["status"] == "finished"
 
 
-def _transfers(closed: object) -> list[tuple[str, int]]:
-    """(recipient, amount) of each ERC-20 transfer voucher, decoded from its payload."""
-    from eth_abi.abi import decode
+def test_the_sdk_on_the_node_types_rejections_and_decodes_replies(client: Client) -> None:
+    """The SDK's NodeTransport alone: signed transactions, the node's JSON-RPC and inspect."""
+    me = SdkClient(node_transport(client.devnet), client.accounts[4])
+    with pytest.raises(InsufficientBalance):  # rejected on the node, typed by its code
+        me.withdraw_ether(1)
+    with pytest.raises(NoSuchJob):  # a rejected inspect
+        me.job(10**6)
+    cid = me.upload(b"stored through the InputBox")
+    assert me.ask(queries.BLOB, cid=cid)["status"] == "stored"
+    assert me.fetch_blob(cid) == b"stored through the InputBox"
+    deposited = me.deposit_ether(5)
+    assert deposited.status == "accepted" and me.balances()["ether"] == "5"
+    assert me.withdraw_ether(5).status == "accepted"
 
-    found = []
-    for output in closed.outputs:  # type: ignore[attr-defined]
-        if output.raw[:4] != bytes.fromhex("237a816f"):
-            continue
-        _, _, payload = decode(["address", "uint256", "bytes"], output.raw[4:])
-        recipient, amount = decode(["address", "uint256"], payload[4:])
-        found.append((recipient.lower(), amount))
-    return found
+
+def _transfers(closed: Outcome) -> list[tuple[str, int]]:
+    """(recipient, amount) of each ERC-20 transfer voucher, decoded by the SDK."""
+    return [t for v in vouchers(closed) if (t := v.erc20_transfer()) is not None]
