@@ -1,4 +1,4 @@
-"""``python -m riscv.memory``: the DApp's peak RSS in the worst case its limits admit.
+"""``make riscv-memory``: the DApp's peak RSS in the worst case its limits admit.
 
 What sizes the machine's RAM (``cartesi.toml``, docs/machine.md). One DApp, fresh, on x86_64
 and under qemu in the riscv64 root, is filled to the blob quota (``DEML_TOTAL_QUOTA_BYTES``,
@@ -139,19 +139,23 @@ def _rss(machine: HostMachine | QemuMachine) -> float:
 def main() -> int:
     net, first = worst_case()
     print(f"{len(net.items)} inputs; {net.held / 2**20:.1f} MiB of blobs held; 2 evaluations")
-    sides: list[tuple[str, HostMachine | QemuMachine]] = [
-        ("native", HostMachine(env=ENV, timeout=None)),
-        ("qemu", QemuMachine(ensure_root(), env=ENV)),
-    ]
-    for name, machine in sides:
-        started = time.monotonic()
-        filled, peak, seconds = run(machine, net, first)
-        print(
-            f"{name}: peak RSS {filled:.0f} MiB with the quota filled, {peak:.0f} MiB after "
-            f"the evaluations; MLP at the budget {seconds[0]:.2f} s, largest shard "
-            f"{seconds[1]:.2f} s ({time.monotonic() - started:.0f} s in all)",
-            flush=True,
-        )
+    root = ensure_root()
+    log_path = root.parent / "riscv-memory-dapp.log"
+    print(f"DApp logs in {log_path}", flush=True)
+    with open(log_path, "wb") as log:
+        sides: list[tuple[str, HostMachine | QemuMachine]] = [
+            ("native", HostMachine(env=ENV, log=log, timeout=None)),
+            ("qemu", QemuMachine(root, env=ENV, log=log)),
+        ]
+        for name, machine in sides:
+            started = time.monotonic()
+            filled, peak, seconds = run(machine, net, first)
+            print(
+                f"{name}: peak RSS {filled:.0f} MiB with the quota filled, {peak:.0f} MiB "
+                f"after the evaluations; MLP at the budget {seconds[0]:.2f} s, largest shard "
+                f"{seconds[1]:.2f} s ({time.monotonic() - started:.0f} s in all)",
+                flush=True,
+            )
     return 0
 
 
