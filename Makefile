@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test test-fast fuzz check riscv-check demo lint typecheck bench incentives constraints clean
+.PHONY: setup test test-fast fuzz check riscv-check riscv-memory demo lint typecheck bench incentives constraints clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -55,6 +55,11 @@ check: lint typecheck test
 # equal x86_64's (docs/machine.md). Needs root: apt-get, binfmt_misc, chroot.
 riscv-check: setup
 	$(BIN)/python -m riscv
+
+# The DApp's peak RSS with the blob quota full and the costliest admitted evaluations, native
+# and under qemu in the same riscv64 root: what sizes ram_length (docs/machine.md, "RAM").
+riscv-memory: setup
+	$(BIN)/python -m riscv.memory
 
 demo: setup
 	$(BIN)/python -m demo

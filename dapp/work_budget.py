@@ -36,7 +36,8 @@ __all__ = [
 #: graphs: a unit costs at most ~23 ps on an x86_64 host; times 3,250 (qemu's 650x on GEMM x
 #: an assumed 5x for the Cartesi interpreter over qemu) the costliest graph at the budget is
 #: estimated near 40 s, under a third of the node's 180 s limit. E.g. a 10,000-row shard
-#: allows an MLP up to 30-146-146-2.
+#: allows an MLP up to 30-146-146-2. In machine cycles (docs/evaluation.md §9, "In machine
+#: terms"): about 5.1 billion at the budget, against 9 billion allowed per evaluation.
 WORK_BUDGET: Final = 500_000_000
 #: Per-row cost that does not depend on the graph (reading X and the output, clipping, the
 #: metric's sort), in the same units.
