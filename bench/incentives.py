@@ -285,74 +285,73 @@ class RoundPlan:
     holdout: bytes | None = None  # None: the sponsor's committed shard
     reveal_holdout: bool = True
     early_upload: bool = False  # honest clients upload during the commit window
-    after_holdout: Callable[[World, int], list[tuple[str, bytes]]] | None = None
 
 
 Strategy = Callable[[World, int, bytes, dict[str, bytes]], RoundPlan]
-STRATEGIES: dict[str, tuple[str, Strategy, list[str]]] = {}  # name -> (side, plan, addresses)
+STRATEGIES: dict[str, tuple[Strategy, list[str]]] = {}  # name -> (plan, its addresses)
 
 
-def strategy(name: str, side: str, addresses: list[str]) -> Callable[[Strategy], Strategy]:
+def strategy(name: str, addresses: list[str]) -> Callable[[Strategy], Strategy]:
     def register(plan: Strategy) -> Strategy:
-        STRATEGIES[name] = (side, plan, addresses)
+        STRATEGIES[name] = (plan, addresses)
         return plan
 
     return register
 
 
-@strategy("honest (median, reference)", "client", [])
+@strategy("honest (median, reference)", [])
 def _honest(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan()
 
 
-@strategy("newcomer (honest, own 20% data)", "client", [ATTACKERS[0]])
+@strategy("newcomer (honest, own 20% data)", [ATTACKERS[0]])
 def _newcomer(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     """The attacker's data, trained honestly from one address: what sybils should match."""
     X, y = world.attacker_data
     return RoundPlan(late_commits=[(ATTACKERS[0], train(world.task, base, X, y))])
 
 
-@strategy("copier (the global model)", "client", [ATTACKERS[0]])
+@strategy("copier (the global model)", [ATTACKERS[0]])
 def _copier(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan(late_commits=[(ATTACKERS[0], base)])
 
 
-@strategy("near-copier (global, 1 ULP)", "client", [ATTACKERS[0]])
+@strategy("near-copier (global, 1 ULP)", [ATTACKERS[0]])
 def _near_copier(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan(late_commits=[(ATTACKERS[0], nudge(base))])
 
 
-@strategy("free-rider (global + noise)", "client", [ATTACKERS[0]])
+@strategy("free-rider (global + noise)", [ATTACKERS[0]])
 def _free_rider(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     weights = get_weights(base)
     noisy = {k: v + world.rng.normal(0, 1e-3, v.shape) for k, v in weights.items()}
     return RoundPlan(late_commits=[(ATTACKERS[0], with_weights(base, noisy))])
 
 
-@strategy("lazy (one step)", "client", [ATTACKERS[0]])
+@strategy("lazy (one step)", [ATTACKERS[0]])
 def _lazy(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     X, y = world.attacker_data
     return RoundPlan(late_commits=[(ATTACKERS[0], train(world.task, base, X, y, epochs=1))])
 
 
-@strategy("3 sybils (1-ULP copies of own work)", "client", list(ATTACKERS[:3]))
+@strategy("3 sybils (1-ULP copies of own work)", list(ATTACKERS[:3]))
 def _sybils(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     X, y = world.attacker_data
     own = train(world.task, base, X, y)
     return RoundPlan(late_commits=[(a, nudge(own, i)) for i, a in enumerate(ATTACKERS[:3])])
 
 
-@strategy("copier of a peer (1 ULP of median's)", "client", [ATTACKERS[0]])
+@strategy("copier of a peer (1 ULP of median's)", [ATTACKERS[0]])
 def _peer_copier(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan(late_commits=[(ATTACKERS[0], nudge(honest[MEDIAN]))], early_upload=True)
 
 
-@strategy("front-runner (commits a seen upload)", "client", [ATTACKERS[0]])
+@strategy("front-runner (commits a seen upload)", [ATTACKERS[0]])
 def _front_runner(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan(late_commits=[(ATTACKERS[0], honest[MEDIAN])], early_upload=True)
 
 
-@strategy("poisoner (flipped labels)", "client", [ATTACKERS[0]])
+@strategy("poisoner (flipped labels)", [ATTACKERS[0]])
 def _poisoner(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     X, y = world.attacker_data
     if world.task.kind == "linear":
@@ -364,30 +363,27 @@ def _poisoner(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> Ro
     return RoundPlan(late_commits=[(ATTACKERS[0], train(world.task, base, X, flipped))])
 
 
-@strategy("scaled update (x5)", "client", [ATTACKERS[0]])
+@strategy("scaled update (x5)", [ATTACKERS[0]])
 def _scaled(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     X, y = world.attacker_data
     return RoundPlan(late_commits=[(ATTACKERS[0], mix(base, train(world.task, base, X, y), 5.0))])
 
 
-@strategy("round filler (copies, first)", "client", list(ATTACKERS[:4]))
+@strategy("round filler (copies, first)", list(ATTACKERS[:4]))
 def _filler(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan(commits=[(a, base) for a in ATTACKERS[:4]])
 
 
-@strategy("sponsor: self-dealing (fits the shard)", "sponsor", [SPONSOR_ALIAS])
+@strategy("sponsor: self-dealing (fits the shard)", [SPONSOR_ALIAS])
 def _self_dealing(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     X, y = world.holdouts[r]
     fitted = train(world.task, base, X, y, epochs=200)
     return RoundPlan(late_commits=[(SPONSOR_ALIAS, fitted)])
 
 
-@strategy("sponsor: withholds the shard", "sponsor", [])
+@strategy("sponsor: withholds the shard", [])
 def _withhold(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan(reveal_holdout=False)
-
-
-SPONSOR_SHARDS: dict[str, Callable[[World, int], bytes]] = {}
 
 
 def perfect_baseline_shard(world: World, r: int) -> bytes:
@@ -408,14 +404,14 @@ def perfect_baseline_shard(world: World, r: int) -> bytes:
     return shard_bytes(keep_X, keep_y)
 
 
-@strategy("sponsor: perfect-baseline shards", "sponsor", [])
+@strategy("sponsor: perfect-baseline shards", [])
 def _perfect(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> RoundPlan:
     return RoundPlan()  # the shards themselves differ: see run_job
 
 
 # ---- playing a job ----------------------------------------------------------------------------
 def run_job(task: Task, partition: str, seed: int, name: str) -> dict[str, float]:
-    side, plan_of, addresses = STRATEGIES[name]
+    plan_of, addresses = STRATEGIES[name]
     with InProcessMachine() as machine:
         world = make_world(task, partition, seed, machine)
         if name.startswith("round filler"):

@@ -236,13 +236,7 @@ def _check_quota(state: State, sender: str, more: int, limits: BlobLimits) -> No
     """Do ``more`` unreserved bytes fit? Reserved bytes are promised to others."""
     if more <= 0:
         return  # paid by the sender's reservations in full
-    held, promised = state.counters.get("blob_bytes", 0), state.counters.get("reserved", 0)
-    if held + promised + more > limits.total_quota_bytes:
-        raise QuotaExceeded(
-            f"the DApp holds {held} and has promised {promised} of its "
-            f"{limits.total_quota_bytes} blob bytes; {more} more do not fit. Unpinned blobs "
-            "past their keep time can be freed with collectBlobs (inspect storage/unpinned)"
-        )
+    storage.check_room(state, limits, more)
     mine = state.counters.get(f"blob_bytes:{sender}", 0)
     if mine + more > limits.sender_quota_bytes:
         raise QuotaExceeded(

@@ -37,7 +37,9 @@ from .shards import MAX_SHARD_BYTES
 from .state import State, add_count
 
 __all__ = [
+    "check_room",
     "claim_reservation",
+    "free_room",
     "give_back",
     "model_reserve",
     "pin",
@@ -73,16 +75,27 @@ def reserved_by(state: State, holder: str) -> int:
     return state.counters.get(f"reserved:{holder}", 0)
 
 
+def free_room(state: State, limits: BlobLimits) -> int:
+    """Bytes nobody holds or was promised (negative after unchecked round promises)."""
+    held, promised = state.counters.get("blob_bytes", 0), state.counters.get("reserved", 0)
+    return limits.total_quota_bytes - held - promised
+
+
+def check_room(state: State, limits: BlobLimits, size: int) -> None:
+    """Refuse, with the remedy, ``size`` more bytes that the free room cannot take."""
+    if size > free_room(state, limits):
+        held, promised = state.counters.get("blob_bytes", 0), state.counters.get("reserved", 0)
+        raise QuotaExceeded(
+            f"the DApp holds {held} and has promised {promised} of its "
+            f"{limits.total_quota_bytes} blob bytes; {size} more do not fit. Unpinned blobs "
+            "past their keep time can be freed with collectBlobs (inspect storage/unpinned)"
+        )
+
+
 def reserve(state: State, limits: BlobLimits, holder: str, size: int, *, checked: bool) -> None:
     """Promise ``holder`` room for ``size`` bytes; ``checked``: only if it fits right now."""
     if checked:
-        held, promised = state.counters.get("blob_bytes", 0), state.counters.get("reserved", 0)
-        if held + promised + size > limits.total_quota_bytes:
-            raise QuotaExceeded(
-                f"the DApp cannot promise {size} bytes of room now: it holds {held} and has "
-                f"promised {promised} of its {limits.total_quota_bytes}; unpinned blobs past "
-                "their keep time can be freed with collectBlobs (inspect storage/unpinned)"
-            )
+        check_room(state, limits, size)
     add_count(state, "reserved", size)
     add_count(state, f"reserved:{holder}", size)
 

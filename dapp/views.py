@@ -35,6 +35,7 @@ from .jobs import get_job
 from .ledger import balance_of
 from .records import Job, Submission
 from .state import State
+from .storage import free_room
 
 __all__ = [
     "DATA_PAGE_BYTES",
@@ -107,13 +108,11 @@ def blob_data(state: State, *, cid: str, offset: int) -> BlobPageReply:
 
 
 def storage(state: State, *, config: Config) -> StorageReply:
-    held, promised = state.counters.get("blob_bytes", 0), state.counters.get("reserved", 0)
-    quota = config.blobs.total_quota_bytes
     return {
-        "total_quota_bytes": quota,
-        "held_bytes": held,
-        "reserved_bytes": promised,
-        "free_bytes": max(0, quota - held - promised),
+        "total_quota_bytes": config.blobs.total_quota_bytes,
+        "held_bytes": state.counters.get("blob_bytes", 0),
+        "reserved_bytes": state.counters.get("reserved", 0),
+        "free_bytes": max(0, free_room(state, config.blobs)),
     }
 
 
