@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -56,3 +58,47 @@ def breast_cancer_federation(
     parts = np.array_split(np.arange(len(rest_y)), clients)
     partitions = [(rest_X[idx], rest_y[idx]) for idx in parts]
     return Federation(partitions, holdouts, mean, std)
+
+
+class DataError(ValueError):
+    """A data file the console cannot read as features and labels."""
+
+    code: ClassVar[str] = "bad_data"
+
+
+def load_table(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any]]:
+    """``(X, y)`` from a CSV (numbers; the last column is the label; a header row is skipped)
+    or an ``.npz`` with arrays ``X`` and ``y``. Integral labels come back int64, others
+    float64."""
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            if "X" not in archive or "y" not in archive:
+                raise DataError(f"{path}: an .npz needs arrays X and y, has {list(archive)}")
+            X, y = np.asarray(archive["X"]), np.asarray(archive["y"]).reshape(-1)
+    else:
+        X, y = _read_csv(path)
+    if X.ndim != 2 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
+        raise DataError(f"{path}: expected rows of features plus a label, got X {X.shape}")
+    labels = y.astype(np.int64) if np.all(np.mod(y, 1) == 0) else y.astype(np.float64)
+    return X.astype(np.float32), labels
+
+
+def _read_csv(path: Path) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    text = path.read_text().splitlines()
+    first = text[0].split(",") if text else []
+    skip = 1 if first and not _is_number(first[0]) else 0
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{path}: not a CSV of numbers ({exc})") from exc
+    if table.shape[1] < 2:
+        raise DataError(f"{path}: needs at least one feature column and a label column")
+    return table[:, :-1], table[:, -1]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,159 @@
+"""What ``deml job create`` turns its options into: the initial model, the per-round held-out
+shards (committed, salted), and the job spec (``deml_protocol.inputs.JOB_SPEC``).
+
+The spec's plain fields are a table (:data:`SPEC_OPTIONS`): each row is one ``JOB_SPEC`` field,
+its command-line option, type, default and help. ``deml job create`` grows one option per row,
+so a new field of the job spec is one line here. Fields the console computes (the model's CID,
+the shards' commitments, the recipe, the shard size) are in :data:`COMPUTED_FIELDS`; a test
+checks that the two together cover ``JOB_SPEC`` exactly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import typer
+
+from deml_protocol.cid import compute_cid
+from deml_protocol.inputs import JOB_SPEC
+
+from . import model_zoo
+from .datasets import shard_bytes
+from .workspace import HoldoutShard
+
+__all__ = [
+    "COMPUTED_FIELDS",
+    "SPEC_OPTIONS",
+    "BadModelSpec",
+    "SpecOption",
+    "build_model",
+    "holdout_shards",
+    "spec_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class SpecOption:
+    field: str  # the JOB_SPEC field
+    flag: str  # its option on `deml job create`
+    kind: type
+    default: Any
+    help: str
+
+    @property
+    def parameter(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+#: One row per plain field of the job spec (see the module docstring).
+SPEC_OPTIONS: Final = (
+    SpecOption("metric", "--metric", str, "accuracy", "accuracy|log_loss|roc_auc|rmse|mae|r2."),
+    SpecOption("commitSeconds", "--commit-seconds", int, 600, "Commit window, seconds."),
+    SpecOption("holdoutSeconds", "--holdout-seconds", int, 600, "Shard reveal window, s."),
+    SpecOption("revealSeconds", "--reveal-seconds", int, 600, "Model reveal window, s."),
+    SpecOption("minGain", "--min-gain", int, 1, "Score units a model must beat the baseline by."),
+    SpecOption("maxSubmissions", "--max-submissions", int, 16, "Commitments per round."),
+    SpecOption("commitBond", "--bond", int, 0, "Bond per commitment, base units of the asset."),
+)
+#: Fields ``deml job create`` computes from its other options.
+COMPUTED_FIELDS: Final = ("modelCid", "recipe", "holdoutRows", "holdoutCommitments")
+
+
+def spec_options(command: F) -> F:
+    """Give ``command`` (which takes ``**spec``) one keyword option per :data:`SPEC_OPTIONS`
+    row; typer reads the signature."""
+    signature = inspect.signature(command)
+    fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    extra = [
+        inspect.Parameter(
+            row.parameter,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=row.default,
+            annotation=Annotated[
+                row.kind, typer.Option(row.flag, help=row.help, rich_help_panel="Job spec")
+            ],
+        )
+        for row in SPEC_OPTIONS
+    ]
+    command.__signature__ = signature.replace(parameters=fixed + extra)  # type: ignore[attr-defined]
+    return command
+
+
+def spec_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The table's JOB_SPEC fields from the parsed options (keyed by parameter name)."""
+    return {row.field: options[row.parameter] for row in SPEC_OPTIONS}
+
+
+assert {row.field for row in SPEC_OPTIONS} | set(COMPUTED_FIELDS) == {f for f, _ in JOB_SPEC}
+
+
+class BadModelSpec(ValueError):
+    code: ClassVar[str] = "bad_model"
+
+
+_ZOO_FORMS: Final = "logistic:D, linear:D, softmax:D:K, mlp:D,H,...,K, or an .onnx file"
+
+
+def build_model(spec: str) -> bytes:
+    """The initial model: an ONNX file, or a model-zoo graph named like ``logistic:30``."""
+    path = Path(spec)
+    if spec.endswith(".onnx") or os.sep in spec:
+        return path.read_bytes()
+    kind, _, shape = spec.partition(":")
+    try:
+        sizes = [int(part) for part in shape.replace(":", ",").split(",")]
+    except ValueError:
+        raise BadModelSpec(f"cannot read model {spec!r}: expected {_ZOO_FORMS}") from None
+    builders: dict[str, Callable[[], bytes]] = {
+        "logistic": lambda: model_zoo.logistic_regression(np.zeros(sizes[0])),
+        "linear": lambda: model_zoo.linear_regression(np.zeros(sizes[0])),
+        "softmax": lambda: model_zoo.softmax_regression(np.zeros((sizes[0], sizes[-1]))),
+        "mlp": lambda: model_zoo.mlp(sizes),
+    }
+    counts = {"logistic": 1, "linear": 1, "softmax": 2}
+    if kind not in builders or (kind in counts and len(sizes) != counts[kind]):
+        raise BadModelSpec(f"cannot read model {spec!r}: expected {_ZOO_FORMS}")
+    try:
+        return builders[kind]()
+    except ValueError as exc:
+        raise BadModelSpec(f"model {spec!r}: {exc}") from exc
+
+
+def model_features(model: bytes) -> int:
+    """How many input features the model takes (its first weight's rows)."""
+    first = next(iter(model_zoo.get_weights(model).values()))
+    return int(first.shape[0])
+
+
+def holdout_shards(
+    X: npt.NDArray[np.float32],
+    y: npt.NDArray[Any],
+    *,
+    rows: int,
+    rounds: int | None,
+) -> list[HoldoutShard]:
+    """Split held-out data into ``rounds`` shards of ``rows`` rows (all that fit if None),
+    each with a fresh random salt."""
+    fit = len(y) // rows
+    count = fit if rounds is None else rounds
+    if count < 1 or count > fit:
+        raise BadModelSpec(
+            f"{len(y)} held-out rows make {fit} shards of {rows} rows; "
+            f"{'asked for ' + str(rounds) if rounds else 'need at least one'}: "
+            "give more data, or a smaller --holdout-rows or --rounds"
+        )
+    shards = []
+    for index in range(count):
+        part = slice(index * rows, (index + 1) * rows)
+        data = shard_bytes(X[part], y[part])
+        shards.append(HoldoutShard(index, compute_cid(data), os.urandom(32), data))
+    return shards

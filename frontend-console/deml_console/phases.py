@@ -1,0 +1,113 @@
+"""Which window of a round is open at the chain's time, how long it has left, and waiting for
+the next one.
+
+A round runs ``start_ts`` → commit → ``commit_end_ts`` → holdout (the sponsor reveals the
+shard; models may be uploaded) → ``holdout_end_ts`` → reveal → ``reveal_end_ts`` → closable
+(anyone may close it) → closed. Data owners may reveal during the holdout window too, once
+the shard is revealed. Times are the chain's block times: the DApp judges an input by the
+timestamp of the block that carries it, never by anyone's wall clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import ClassVar
+
+from deml_protocol.queries import RoundReply
+
+from .output import Output
+
+__all__ = [
+    "Clock",
+    "Phase",
+    "WindowNotOpen",
+    "chain_clock",
+    "describe_seconds",
+    "phase_of",
+    "phase_window",
+    "wait_until",
+]
+
+#: The chain's current time in seconds (``chain_clock`` for a node, anything in tests).
+Clock = Callable[[], int]
+
+
+class Phase(StrEnum):
+    COMMIT = "commit"
+    HOLDOUT = "holdout"
+    REVEAL = "reveal"
+    CLOSABLE = "closable"
+    CLOSED = "closed"
+
+
+class WindowNotOpen(ValueError):
+    """A step was asked for before its window opens (or after it closed)."""
+
+    code: ClassVar[str] = "window_not_open"
+
+
+def phase_of(rnd: RoundReply, now: int) -> Phase:
+    if rnd["closed"]:
+        return Phase.CLOSED
+    if now < rnd["commit_end_ts"]:
+        return Phase.COMMIT
+    if now < rnd["holdout_end_ts"]:
+        return Phase.HOLDOUT
+    if now < rnd["reveal_end_ts"]:
+        return Phase.REVEAL
+    return Phase.CLOSABLE
+
+
+def phase_window(rnd: RoundReply, phase: Phase) -> tuple[int, int | None]:
+    """``(opens_ts, closes_ts)`` of ``phase`` in this round; a closable round never closes."""
+    bounds = {
+        Phase.COMMIT: (rnd["start_ts"], rnd["commit_end_ts"]),
+        Phase.HOLDOUT: (rnd["commit_end_ts"], rnd["holdout_end_ts"]),
+        Phase.REVEAL: (rnd["holdout_end_ts"], rnd["reveal_end_ts"]),
+    }
+    if phase in bounds:
+        opens, closes = bounds[phase]
+        return opens, closes
+    return rnd["reveal_end_ts"], None
+
+
+def describe_seconds(seconds: int) -> str:
+    """``1h 02m 03s`` style, for people."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def chain_clock(latest_block_ts: Callable[[], int]) -> Clock:
+    """The time the next block will carry, at least: the latest block's timestamp, or the wall
+    clock if later (a chain without traffic mines no blocks, yet its next block is "now")."""
+    return lambda: max(int(latest_block_ts()), int(time.time()))
+
+
+def wait_until(
+    target_ts: int,
+    *,
+    clock: Clock,
+    out: Output,
+    label: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Block until ``clock() >= target_ts``, showing a countdown (stderr, hidden off a TTY)."""
+    now = clock()
+    if now >= target_ts:
+        return
+    total = target_ts - now
+    out.say(f"waiting {describe_seconds(total)} (chain time) for {label}")
+    with out.progress() as progress:
+        task = progress.add_task(label, total=total)
+        while now < target_ts:
+            sleep(min(1.0, target_ts - now))
+            now = clock()
+            progress.update(task, completed=min(total, total - (target_ts - now)))
