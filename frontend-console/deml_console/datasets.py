@@ -74,9 +74,10 @@ def load_table(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any]]:
         with np.load(path, allow_pickle=False) as archive:
             if "X" not in archive or "y" not in archive:
                 raise DataError(f"{path}: an .npz needs arrays X and y, has {list(archive)}")
-            X, y = np.asarray(archive["X"]), np.asarray(archive["y"]).reshape(-1)
+            X, y = np.asarray(archive["X"]), np.asarray(archive["y"])
     else:
         X, y = _read_csv(path)
+    y = y.reshape(-1)
     if X.ndim != 2 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
         raise DataError(f"{path}: expected rows of features plus a label, got X {X.shape}")
     labels = y.astype(np.int64) if np.all(np.mod(y, 1) == 0) else y.astype(np.float64)

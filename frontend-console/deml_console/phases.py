@@ -97,17 +97,22 @@ def wait_until(
     clock: Clock,
     out: Output,
     label: str,
+    ready: Callable[[], bool] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Block until ``clock() >= target_ts``, showing a countdown (stderr, hidden off a TTY)."""
+    """Block until ``clock() >= target_ts`` (or ``ready()``, asked every few seconds), showing
+    a countdown (stderr, hidden off a TTY)."""
     now = clock()
-    if now >= target_ts:
+    if now >= target_ts or (ready is not None and ready()):
         return
     total = target_ts - now
     out.say(f"waiting {describe_seconds(total)} (chain time) for {label}")
     with out.progress() as progress:
         task = progress.add_task(label, total=total)
+        polls = 0
         while now < target_ts:
             sleep(min(1.0, target_ts - now))
-            now = clock()
+            now, polls = clock(), polls + 1
+            if ready is not None and polls % 3 == 0 and ready():
+                return
             progress.update(task, completed=min(total, total - (target_ts - now)))

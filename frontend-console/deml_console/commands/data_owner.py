@@ -1,0 +1,207 @@
+"""Data owners: ``deml jobs``, ``deml train``, ``deml submit``, ``deml participate``,
+``deml rewards`` (``deml job show`` is in ``sponsor.py``, with the other ``job`` commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deml_protocol.cid import compute_cid
+
+from .. import job_views
+from ..cli import app, current, reporting_errors
+from ..datasets import load_table
+from ..job_history import asset_of, clock_of, closed_rounds
+from ..output import Output, table
+from ..phases import Phase, phase_of, wait_until
+from ..sdk import Client
+from ..sklearn_training import TrainRecipe, train_model
+from ..submitting import Step, current_round, submit_step
+from ..workspace import Submission
+from .sponsor import JobId
+
+DataOpt = Annotated[Path, typer.Option(help="Your data: CSV (last column = label) or .npz (X, y).")]
+
+
+@app.command("jobs")
+def jobs() -> None:
+    """Jobs on this application: status, metric, round, escrow and the open window."""
+    with reporting_errors():
+        session = current().session()
+        client, transport = session.client(), session.transport()
+        now = clock_of(transport)()
+        rows = []
+        for summary in client.jobs():
+            asset = asset_of(transport, summary["asset"])
+            window = "finished"
+            if summary["status"] == "open":
+                rnd = current_round(client.job(summary["id"]))
+                window = job_views.window_text(rnd, now)
+            rows.append(dict(summary) | {"reward": asset.show(summary["escrow"]), "window": window})
+        current().output.result(rows, lambda c: job_views.render_jobs(c, rows))
+
+
+def _train(client: Client, job_id: int, data: Path, out: Output) -> tuple[bytes, int]:
+    """The current global model (by CID, verified) trained on ``data``; and its round."""
+    job = client.job(job_id)
+    rnd = current_round(job)
+    base = client.fetch_blob(rnd["model_cid"])
+    X, y = load_table(data)
+    recipe = TrainRecipe.parse(job["recipe"])
+    with out.progress() as progress:
+        task = progress.add_task(f"training on {len(y)} rows", total=recipe.epochs)
+        model = train_model(
+            base, X, y, recipe, lambda done, _: progress.update(task, completed=done)
+        )
+    return model, rnd["round"]
+
+
+@app.command("train")
+def train(
+    job_id: JobId,
+    data: DataOpt,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the model (.onnx).")],
+) -> None:
+    """Train the job's current global model on your data (scikit-learn, warm-started);
+    writes the same graph with new weights."""
+    with reporting_errors():
+        out = current().output
+        model, round_index = _train(current().session().client(), job_id, data, out)
+        out_file.write_bytes(model)
+        result = {
+            "job": job_id,
+            "round": round_index,
+            "model": str(out_file),
+            "cid": compute_cid(model),
+        }
+        out.result(
+            result,
+            lambda c: c.print(f"trained for round {round_index}: {out_file} ({result['cid']})"),
+        )
+
+
+def _step(*, waiting: bool, upload_early: bool = False) -> Step:
+    session = current().session()
+    transport = session.transport()
+    return Step(
+        session.client(signing=True),
+        transport.app,
+        clock_of(transport),
+        current().output,
+        is_waiting=waiting,
+        is_upload_early=upload_early,
+    )
+
+
+def _show(record: Submission) -> dict[str, Any]:
+    state = "revealed" if record.is_revealed else "uploaded" if record.is_uploaded else "committed"
+    return {
+        "job": record.job,
+        "round": record.round,
+        "model_cid": record.model_cid,
+        "commitment": "0x" + record.commitment,
+        "state": state,
+    }
+
+
+@app.command("submit")
+def submit(
+    job_id: JobId,
+    model: Annotated[
+        Path | None, typer.Option(help="The trained model (.onnx); needed to commit.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Stay until the model is revealed.")] = False,
+    upload_early: Annotated[
+        bool,
+        typer.Option(
+            "--upload-early",
+            help="Upload during the commit window (unsafe: a watcher can copy it).",
+            rich_help_panel="Unsafe",
+        ),
+    ] = False,
+) -> None:
+    """Commit a model to the current round now; upload it after the commit window closes and
+    reveal it once the shard is out. Run again (or use --wait) to finish the later steps."""
+    with reporting_errors():
+        step = _step(waiting=wait, upload_early=upload_early)
+        record = submit_step(step, job_id, None if model is None else model.read_bytes())
+        shown = _show(record)
+        hint = (
+            ""
+            if record.is_revealed
+            else "; run `deml submit` again after the window opens, or add --wait"
+        )
+        step.out.result(
+            shown,
+            lambda c: c.print(
+                f"round {record.round} of job {job_id}: {shown['state']} {record.model_cid}{hint}"
+            ),
+        )
+
+
+@app.command("participate")
+def participate(job_id: JobId, data: DataOpt) -> None:
+    """Stay attached until the job is finished: each round, train on DATA, commit, upload
+    after the commit window, reveal; close rounds nobody closed."""
+    with reporting_errors():
+        step = _step(waiting=True)
+        client = step.client
+        done: list[dict[str, Any]] = []
+        while (job := client.job(job_id))["status"] != "finished":
+            rnd = current_round(job)
+            phase = phase_of(rnd, step.clock())
+            mine = any(s["client"].lower() == client.account.lower() for s in rnd["submissions"])
+            if phase is Phase.COMMIT and not mine:
+                model, _ = _train(client, job_id, data, step.out)
+                done.append(_show(submit_step(step, job_id, model)))
+            elif mine and phase is not Phase.CLOSABLE:
+                done.append(_show(submit_step(step, job_id, None)))
+            if phase is Phase.CLOSABLE:
+                client.close_round(job_id, rnd["round"])
+                continue
+            _wait_for_close(step, job_id, rnd)
+        step.out.result(
+            done, lambda c: c.print(f"job {job_id} finished; {len(done)} rounds submitted")
+        )
+
+
+def _wait_for_close(step: Step, job_id: int, rnd: Any) -> None:
+    def moved_on() -> bool:
+        job = step.client.job(job_id)
+        return bool(job["status"] == "finished" or job["current_round"] != rnd["round"])
+
+    wait_until(
+        rnd["reveal_end_ts"],
+        clock=step.clock,
+        out=step.out,
+        label=f"round {rnd['round']}: its close",
+        ready=moved_on,
+    )
+
+
+@app.command("rewards")
+def rewards() -> None:
+    """Your balances in the application (withdraw with `deml withdraw`) and payouts by job."""
+    with reporting_errors():
+        session = current().session()
+        client, transport = session.client(signing=True), session.transport()
+        me = client.account.lower()
+        balances = client.balances()
+        by_job: dict[int, int] = {}
+        for fields in closed_rounds(transport):
+            for who, amount in zip(fields["paid"], fields["amounts"], strict=True):
+                if str(who).lower() == me:
+                    by_job[int(fields["jobId"])] = by_job.get(int(fields["jobId"]), 0) + int(amount)
+        assets = {job_id: asset_of(transport, client.job(job_id)["asset"]) for job_id in by_job}
+        data = {"balances": balances, "payouts": {str(j): str(a) for j, a in by_job.items()}}
+
+        def render(console: Any) -> None:
+            held = [("ETH", asset_of(transport, "0x" + "0" * 40).show(balances["ether"]))]
+            held += [(t, asset_of(transport, t).show(a)) for t, a in balances["erc20"].items()]
+            console.print(table(f"Balances of {me} in the application", ("asset", "amount"), held))
+            paid = [(j, assets[j].show(a)) for j, a in sorted(by_job.items())]
+            console.print(table("Payouts", ("job", "paid"), paid) if paid else "no payouts yet")
+
+        current().output.result(data, render)

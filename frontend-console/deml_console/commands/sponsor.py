@@ -1,0 +1,276 @@
+"""``deml job ...``: a sponsor posts a job, reveals each round's held-out shard, closes rounds,
+follows the job (``status``, ``run``) and draws it (``report``); ``job show`` is for anyone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deml_protocol.cid import compute_cid
+
+from .. import job_views
+from ..cli import app, current, reporting_errors
+from ..datasets import load_table
+from ..job_history import BalanceTooLow, asset_of, clock_of, payouts_by_client, round_results
+from ..job_spec import (
+    BadModelSpec,
+    build_model,
+    holdout_shards,
+    model_features,
+    spec_fields,
+    spec_options,
+)
+from ..phases import Phase, WindowNotOpen, describe_seconds, phase_of, phase_window, wait_until
+from ..sdk import Client, notice
+from ..sdk.node import NodeTransport
+from ..session import Session
+from ..submitting import upload
+from ..workspace import SponsorSecrets
+
+job_app = typer.Typer(help="Jobs: post, reveal, close, follow, report (sponsors); show (anyone).")
+app.add_typer(job_app, name="job")
+
+JobId = Annotated[int, typer.Argument(metavar="JOB", help="The job's id (`deml jobs`).")]
+RoundOpt = Annotated[
+    int | None, typer.Option("--round", help="The round [default: the job's current round].")
+]
+
+
+def _connect(*, signing: bool) -> tuple[Session, Client, NodeTransport]:
+    session = current().session()
+    client = session.client(signing=signing)
+    return session, client, session.transport()
+
+
+def _round_of(job: Any, round_index: int | None) -> Any:
+    index = job["current_round"] if round_index is None else round_index
+    for rnd in job["opened_rounds"]:
+        if rnd["round"] == index:
+            return rnd
+    raise WindowNotOpen(f"round {index} of job {job['id']} is not open (rounds: {job['rounds']})")
+
+
+@job_app.command("create")
+@spec_options
+def create(
+    *,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="An .onnx file, or logistic:D | linear:D | "
+            "softmax:D:K | mlp:D,H,..,K (the model zoo)."
+        ),
+    ],
+    data: Annotated[
+        Path, typer.Option(help="Held-out data: CSV (last column = label) or .npz (X, y).")
+    ],
+    holdout_rows: Annotated[int, typer.Option(min=1, help="Rows per round's shard.")],
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds [default: all shards that fit].")
+    ] = None,
+    recipe: Annotated[str, typer.Option(help="Training recipe for clients (JSON).")] = "{}",
+    ether: Annotated[str | None, typer.Option(help="Reward in ether, e.g. 1.5.")] = None,
+    token: Annotated[str | None, typer.Option(help="Reward in this ERC-20 (or `devnet`).")] = None,
+    amount: Annotated[
+        str | None, typer.Option(help="With --token: reward in whole tokens.")
+    ] = None,
+    **spec: Any,
+) -> None:
+    """Post a job: upload the model, commit each round's shard, escrow the reward."""
+    with reporting_errors():
+        out = current().output
+        session, client, transport = _connect(signing=True)
+        initial = build_model(model)
+        X, y = load_table(data)
+        if X.shape[1] != model_features(initial):
+            raise BadModelSpec(
+                f"the model takes {model_features(initial)} features; {data} has {X.shape[1]}"
+            )
+        shards = holdout_shards(X, y, rows=holdout_rows, rounds=rounds)
+        asset_address, reward = _reward(session, transport, ether=ether, token=token, amount=amount)
+        asset = asset_of(transport, asset_address)
+        held = asset.balance(transport, client.account)
+        if held < reward:
+            raise BalanceTooLow(
+                f"{client.account} holds {asset.show(held)}; the reward is {asset.show(reward)}"
+            )
+        staged = SponsorSecrets.stage(transport.app, shards)
+        upload(client, initial, out, "the initial model")
+        fields = {"modelCid": compute_cid(initial), "recipe": recipe, "holdoutRows": holdout_rows}
+        fields["holdoutCommitments"] = [s.commitment for s in shards]
+        fields |= spec_fields(spec)
+        job_id = client.create_job(
+            fields, reward, token=None if asset_address == "0x" + "0" * 40 else asset_address
+        )
+        kept = staged.adopt(transport.app, job_id)
+        result = {
+            "job": job_id,
+            "model_cid": fields["modelCid"],
+            "rounds": len(shards),
+            "reward": str(reward),
+            "asset": asset.address,
+            "shards": str(kept.root / "sponsor"),
+        }
+        out.result(
+            result,
+            lambda c: c.print(
+                f"job {job_id} posted: {len(shards)} rounds, reward {asset.show(reward)}\n"
+                f"model {fields['modelCid']}\nheld-out shards and salts kept in {result['shards']}"
+            ),
+        )
+
+
+def _reward(
+    session: Session,
+    transport: NodeTransport,
+    *,
+    ether: str | None,
+    token: str | None,
+    amount: str | None,
+) -> tuple[str, int]:
+    if (ether is None) == (token is None) or (token is not None and amount is None):
+        raise BadModelSpec("give the reward as --ether AMOUNT, or --token ADDR|devnet --amount N")
+    if ether is not None:
+        return "0x" + "0" * 40, asset_of(transport, "0x" + "0" * 40).parse(ether)
+    address = session.settings.reward_token if token == "devnet" else token
+    if not address:
+        raise BadModelSpec("--token devnet: this configuration names no devnet token")
+    assert amount is not None
+    return address.lower(), asset_of(transport, address).parse(amount)
+
+
+@job_app.command("reveal")
+def reveal(job_id: JobId, round_index: RoundOpt = None) -> None:
+    """Reveal a round's held-out shard (only inside its holdout window)."""
+    with reporting_errors():
+        _, client, transport = _connect(signing=True)
+        job = client.job(job_id)
+        rnd = _round_of(job, round_index)
+        cid = _reveal_round(client, transport, job, rnd)
+        current().output.result(
+            {"job": job_id, "round": rnd["round"], "holdout_cid": cid},
+            lambda c: c.print(f"round {rnd['round']}: shard {cid} revealed"),
+        )
+
+
+def _reveal_round(client: Client, transport: NodeTransport, job: Any, rnd: Any) -> str:
+    now = clock_of(transport)()
+    phase = phase_of(rnd, now)
+    if phase is not Phase.HOLDOUT:
+        opens, closes = phase_window(rnd, Phase.HOLDOUT)
+        when = (
+            f"opens in {describe_seconds(opens - now)}"
+            if now < opens
+            else f"closed {describe_seconds(now - (closes or now))} ago"
+        )
+        raise WindowNotOpen(
+            f"round {rnd['round']}: the holdout window {when} (now: {phase} window)"
+        )
+    if rnd["holdout_cid"] is not None:
+        return str(rnd["holdout_cid"])
+    shard = SponsorSecrets.of_job(transport.app, job["id"]).check(
+        rnd["round"], job["holdout_commitments"]
+    )
+    upload(client, shard.data, current().output, f"round {rnd['round']}'s held-out shard")
+    client.reveal_holdout(job["id"], rnd["round"], shard.cid, shard.salt)
+    return shard.cid
+
+
+@job_app.command("close")
+def close(job_id: JobId, round_index: RoundOpt = None) -> None:
+    """Close a round whose reveal window has ended (anyone may): score, aggregate, pay."""
+    with reporting_errors():
+        _, client, transport = _connect(signing=True)
+        job = client.job(job_id)
+        fields = _close_round(client, transport, _round_of(job, round_index))
+        current().output.result(
+            job_views.jsonable(fields), lambda c: job_views.render_closed(c, fields)
+        )
+
+
+def _close_round(client: Client, transport: NodeTransport, rnd: Any) -> dict[str, Any]:
+    now = clock_of(transport)()
+    if phase_of(rnd, now) is not Phase.CLOSABLE:
+        if rnd["closed"]:
+            raise WindowNotOpen(f"round {rnd['round']} is closed already")
+        raise WindowNotOpen(
+            f"round {rnd['round']} can be closed in {describe_seconds(rnd['reveal_end_ts'] - now)}"
+        )
+    return notice(client.close_round(rnd["job"], rnd["round"]), "RoundClosed").fields
+
+
+@job_app.command("status")
+def status(job_id: JobId) -> None:
+    """Rounds, windows with time left, baseline, scores, leaderboard and payouts."""
+    with reporting_errors():
+        _, client, transport = _connect(signing=False)
+        data = _status_data(client, transport, job_id)
+        current().output.result(data, lambda c: job_views.render_status(c, data))
+
+
+def _status_data(client: Client, transport: NodeTransport, job_id: int) -> dict[str, Any]:
+    job = client.job(job_id)
+    now = clock_of(transport)()
+    asset = asset_of(transport, job["asset"])
+    paid = payouts_by_client(round_results(transport, job_id))
+    return {
+        "job": job,
+        "now": now,
+        "asset": {"symbol": asset.symbol, "decimals": asset.decimals},
+        "leaderboard": client.leaderboard(job_id),
+        "payouts": {who: str(amount) for who, amount in sorted(paid.items())},
+    }
+
+
+@job_app.command("show")
+def show(job_id: JobId) -> None:
+    """A job as a data owner sees it: model, recipe, metric, reward, the open window."""
+    with reporting_errors():
+        _, client, transport = _connect(signing=False)
+        data = _status_data(client, transport, job_id)
+        current().output.result(data["job"], lambda c: job_views.render_show(c, data))
+
+
+@job_app.command("run")
+def run(job_id: JobId) -> None:
+    """Stay attached: reveal each round's shard when its window opens, close each round when
+    its reveal window ends, until the job is finished."""
+    with reporting_errors():
+        out = current().output
+        _, client, transport = _connect(signing=True)
+        clock = clock_of(transport)
+        while (job := client.job(job_id))["status"] != "finished":
+            rnd = _round_of(job, None)
+            phase = phase_of(rnd, clock())
+            if phase is Phase.HOLDOUT and rnd["holdout_cid"] is None:
+                cid = _reveal_round(client, transport, job, rnd)
+                out.say(f"round {rnd['round']}: shard {cid} revealed")
+            elif phase is Phase.CLOSABLE:
+                fields = _close_round(client, transport, rnd)
+                out.say(
+                    f"round {rnd['round']} closed: baseline {fields['baseline']}, "
+                    f"{sum(fields['accepted'])} accepted"
+                )
+            else:
+                target = rnd["commit_end_ts"] if phase is Phase.COMMIT else rnd["reveal_end_ts"]
+                label = "the holdout window" if phase is Phase.COMMIT else "the round's close"
+                wait_until(target, clock=clock, out=out, label=f"round {rnd['round']}: {label}")
+        data = _status_data(client, transport, job_id)
+        out.result(data, lambda c: job_views.render_status(c, data))
+
+
+@job_app.command("report")
+def report(
+    job_id: JobId,
+    plot: Annotated[Path, typer.Option(help="Write the plot here (PNG).")],
+) -> None:
+    """Draw the job: baseline and each submission's score per round, payouts per client."""
+    with reporting_errors():
+        _, client, transport = _connect(signing=False)
+        data = _status_data(client, transport, job_id)
+        from ..plots import plot_job  # matplotlib: imported only here
+
+        plot_job(data, plot)
+        current().output.result({"plot": str(plot)}, lambda c: c.print(f"plot written to {plot}"))

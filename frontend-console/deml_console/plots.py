@@ -1,0 +1,56 @@
+"""``deml job report --plot``: the baseline and each submission's score per round, and the
+payouts per client, drawn with matplotlib (Agg: no display needed). Imported only by that
+command; ``pip install 'deml-console[plot]'``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+__all__ = ["MissingExtra", "plot_job"]
+
+
+class MissingExtra(ImportError):
+    code: ClassVar[str] = "missing_extra"
+
+
+def plot_job(data: dict[str, Any], path: Path) -> None:
+    """Two panels: scores by round (baseline line, one marker series per client), payouts."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingExtra("plots need matplotlib: pip install 'deml-console[plot]'") from exc
+    job, asset = data["job"], data["asset"]
+    figure, (scores, payouts) = plt.subplots(1, 2, figsize=(11, 4.2))
+    rounds = [r for r in job["opened_rounds"] if r["baseline"] is not None]
+    scores.plot(
+        [r["round"] for r in rounds], [r["baseline"] for r in rounds], "k--o", label="baseline"
+    )
+    by_client: dict[str, list[tuple[int, int]]] = {}
+    for r in job["opened_rounds"]:
+        for s in r["submissions"]:
+            if s["score"] is not None:
+                by_client.setdefault(s["client"], []).append((r["round"], s["score"]))
+    for client, points in sorted(by_client.items()):
+        xs, ys = zip(*points, strict=True)
+        scores.plot(xs, ys, "o", label=client[:8] + "…")
+    scores.set(
+        title=f"job {job['id']}: {job['metric']} score by round",
+        xlabel="round",
+        ylabel="score (higher is better)",
+    )
+    scores.set_xticks(range(job["rounds"]))
+    scores.legend(fontsize="small")
+    unit = Decimal(10) ** int(asset["decimals"])
+    clients = sorted(data["payouts"])
+    amounts = [float(Decimal(int(data["payouts"][c])) / unit) for c in clients]
+    payouts.bar([c[:8] + "…" for c in clients], amounts, color="tab:green")
+    payouts.set(title="payouts", ylabel=asset["symbol"])
+    payouts.tick_params(axis="x", labelrotation=30)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
