@@ -71,7 +71,7 @@ COMPUTED_FIELDS: Final = ("modelCid", "recipe", "holdoutRows", "holdoutCommitmen
 def spec_options(command: F) -> F:
     """Give ``command`` (which takes ``**spec``) one keyword option per :data:`SPEC_OPTIONS`
     row; typer reads the signature."""
-    signature = inspect.signature(command)
+    signature = inspect.signature(command, eval_str=True)
     fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
     extra = [
         inspect.Parameter(

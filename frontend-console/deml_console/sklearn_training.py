@@ -226,4 +226,5 @@ def _quietly(step: Callable[[], object]) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # scipy 1.16 vs sklearn 1.6
         step()
