@@ -206,3 +206,228 @@ def _blob_status(net: Devnet, home: Path, cid: str) -> str:
         f"{net.info['node_url']}/inspect/{net.info['application']}", data=f"blobs/{cid}", timeout=10
     ).json()
     return str(json.loads(bytes.fromhex(reply["reports"][0]["payload"][2:]))["status"])
+
+
+def test_mistakes_are_named_errors(
+    net: Devnet, home: Path, files: dict[str, Path], tmp_path: Path
+) -> None:
+    too_much = run(
+        net,
+        home,
+        "--account",
+        "1",
+        "job",
+        "create",
+        "--model",
+        "logistic:30",
+        "--data",
+        str(files["holdout"]),
+        "--holdout-rows",
+        "60",
+        "--ether",
+        "99999999",
+    )
+    assert "the reward is 99999999 ETH" in error(too_much, "balance_too_low")
+    wrong_width = run(
+        net,
+        home,
+        "--account",
+        "1",
+        "job",
+        "create",
+        "--model",
+        "logistic:5",
+        "--data",
+        str(files["holdout"]),
+        "--holdout-rows",
+        "60",
+        "--ether",
+        "1",
+    )
+    assert "takes 5 features" in error(wrong_width, "bad_model")
+    error(
+        run(
+            net,
+            home,
+            "--account",
+            "1",
+            "job",
+            "create",
+            "--model",
+            "tree:3",
+            "--data",
+            str(files["holdout"]),
+            "--holdout-rows",
+            "60",
+            "--ether",
+            "1",
+        ),
+        "bad_model",
+    )
+    no_reward = run(
+        net,
+        home,
+        "--account",
+        "1",
+        "job",
+        "create",
+        "--model",
+        "logistic:30",
+        "--data",
+        str(files["holdout"]),
+        "--holdout-rows",
+        "60",
+    )
+    error(no_reward, "bad_job_option")
+    too_many = run(
+        net,
+        home,
+        "--account",
+        "1",
+        "job",
+        "create",
+        "--model",
+        "logistic:30",
+        "--data",
+        str(files["holdout"]),
+        "--holdout-rows",
+        "60",
+        "--rounds",
+        "3",
+        "--ether",
+        "1",
+    )
+    assert "make 2 shards" in error(too_many, "bad_job_option")
+
+    job_id = create(net, home, files, "--token", "devnet", "--amount", "90", "--bond", "5")
+    shown = job(net, home, job_id)
+    assert shown["asset"] == net.info["reward_token"] and shown["escrow"] == str(90 * 10**18)
+    assert shown["commit_bond"] == "5"
+    other = tmp_path / "mlp.onnx"
+    other.write_bytes(mlp([30, 4, 2]))
+    mismatch = run(net, home, "--account", "2", "submit", str(job_id), "--model", str(other))
+    assert "differs from the job's" in error(mismatch, "graph_mismatch")
+    error(run(net, home, "submit", str(job_id), "--model", str(other)), "no_account")
+    error(run(net, home, "--account", "2", "submit", str(job_id)), "no_local_secrets")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\nx,1\n")
+    error(
+        run(
+            net,
+            home,
+            "--account",
+            "2",
+            "train",
+            str(job_id),
+            "--data",
+            str(bad),
+            "--out",
+            str(tmp_path / "x.onnx"),
+        ),
+        "bad_data",
+    )
+    error(run(net, home, "job", "show", "999"), "no_such_job")
+    model = tmp_path / "early.onnx"
+    ok(
+        run(
+            net,
+            home,
+            "--account",
+            "4",
+            "train",
+            str(job_id),
+            "--data",
+            str(files["part2"]),
+            "--out",
+            str(model),
+        )
+    )
+    bonded = run(net, home, "--account", "4", "submit", str(job_id), "--model", str(model))
+    assert "takes a bond of 5" in error(bonded, "balance_too_low")
+
+
+def test_upload_early_uploads_at_once_with_a_warning(
+    net: Devnet, home: Path, files: dict[str, Path], tmp_path: Path
+) -> None:
+    job_id = create(net, home, files, "--ether", "1")
+    model = tmp_path / "early.onnx"
+    ok(
+        run(
+            net,
+            home,
+            "--account",
+            "4",
+            "train",
+            str(job_id),
+            "--data",
+            str(files["part2"]),
+            "--out",
+            str(model),
+        )
+    )
+    early = run(
+        net,
+        home,
+        "--account",
+        "4",
+        "submit",
+        str(job_id),
+        "--model",
+        str(model),
+        "--upload-early",
+        "--json",
+    )
+    assert "anyone watching can commit the same model" in early.stderr
+    assert ok(early)["state"] == "uploaded"
+    assert _blob_status(net, home, ok(early)["model_cid"]) == "stored"
+
+
+def test_job_run_and_participate_stay_attached_until_the_job_ends(
+    net: Devnet, home: Path, files: dict[str, Path]
+) -> None:
+    job_id = create(net, home, files, "--ether", "2")
+    deml_bin = str(Path(sys.executable).parent / "deml")
+    env = os.environ | {
+        "DEML_HOME": str(home),
+        "DEML_DEVNET": str(net.config.state_dir / "devnet.json"),
+    }
+    commands = [["--account", "1", "job", "run", str(job_id)]] + [
+        ["--account", account, "participate", str(job_id), "--data", str(files[part]), "--json"]
+        for account, part in (("2", "part0"), ("3", "part1"))
+    ]
+    procs = [
+        subprocess.Popen(
+            [deml_bin, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for args in commands
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            _drive(net, home, job_id)
+            time.sleep(0.3)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    outputs = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    finished = job(net, home, job_id)
+    assert finished["status"] == "finished"
+    assert all(r["closed"] and len(r["submissions"]) == 2 for r in finished["opened_rounds"])
+    for out, _ in outputs[1:]:
+        assert [s["state"] for s in json.loads(out)] == ["revealed", "revealed"]
+
+
+def _drive(net: Devnet, home: Path, job_id: int) -> None:
+    """Move the chain's clock once everyone has done what the open window is for."""
+    shown = job(net, home, job_id)
+    if shown["status"] == "finished":
+        return
+    rnd = shown["opened_rounds"][-1]
+    subs = rnd["submissions"]
+    now = int(rpc(net, "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+    if now < rnd["commit_end_ts"] and len(subs) == 2:
+        warp_to(net, rnd["commit_end_ts"])
+    elif rnd["holdout_cid"] and all(s["model_cid"] for s in subs) and now < rnd["reveal_end_ts"]:
+        warp_to(net, rnd["reveal_end_ts"])

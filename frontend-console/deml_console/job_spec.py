@@ -31,6 +31,7 @@ from .workspace import HoldoutShard
 __all__ = [
     "COMPUTED_FIELDS",
     "SPEC_OPTIONS",
+    "BadJobOption",
     "BadModelSpec",
     "SpecOption",
     "build_model",
@@ -100,6 +101,12 @@ class BadModelSpec(ValueError):
     code: ClassVar[str] = "bad_model"
 
 
+class BadJobOption(ValueError):
+    """Options of ``deml job create`` that do not make a job (reward, shard sizes)."""
+
+    code: ClassVar[str] = "bad_job_option"
+
+
 _ZOO_FORMS: Final = "logistic:D, linear:D, softmax:D:K, mlp:D,H,...,K, or an .onnx file"
 
 
@@ -146,7 +153,7 @@ def holdout_shards(
     fit = len(y) // rows
     count = fit if rounds is None else rounds
     if count < 1 or count > fit:
-        raise BadModelSpec(
+        raise BadJobOption(
             f"{len(y)} held-out rows make {fit} shards of {rows} rows; "
             f"{'asked for ' + str(rounds) if rounds else 'need at least one'}: "
             "give more data, or a smaller --holdout-rows or --rounds"

@@ -58,6 +58,10 @@ class Output:
         if not self.json_mode:
             self.stderr.print(text, highlight=False)
 
+    def warn(self, text: str) -> None:
+        """A warning (stderr, ``warning: text``), printed even with ``--json``."""
+        self.stderr.print(f"[yellow]warning:[/] {text}", highlight=False)
+
     @contextmanager
     def progress(self, *, bytes_: bool = False) -> Iterator[Progress]:
         """A Rich progress display on stderr (hidden with ``--json`` or when not a terminal)."""

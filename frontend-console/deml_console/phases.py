@@ -113,6 +113,6 @@ def wait_until(
         while now < target_ts:
             sleep(min(1.0, target_ts - now))
             now, polls = clock(), polls + 1
-            if ready is not None and polls % 3 == 0 and ready():
+            if ready is not None and polls % 2 == 0 and ready():
                 return
             progress.update(task, completed=min(total, total - (target_ts - now)))

@@ -21,6 +21,7 @@ from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import submission_commitment
 from deml_protocol.uploads import upload_inputs
 
+from .job_history import BalanceTooLow
 from .output import Output
 from .phases import Clock, Phase, WindowNotOpen, describe_seconds, phase_of, wait_until
 from .sdk import Client
@@ -103,8 +104,7 @@ def _record(step: Step, rnd: Any) -> tuple[Submission, bytes] | None:
     return found if committed else None
 
 
-def _commit(step: Step, rnd: Any, model: bytes, job_model: bytes) -> Submission:
-    check_same_graph(model, job_model)
+def _commit(step: Step, rnd: Any, model: bytes) -> Submission:
     now = step.clock()
     if phase_of(rnd, now) is not Phase.COMMIT:
         raise WindowNotOpen(
@@ -121,6 +121,22 @@ def _commit(step: Step, rnd: Any, model: bytes, job_model: bytes) -> Submission:
     return record
 
 
+def _check_bond(client: Client, job: Any) -> None:
+    """A commitment takes the job's bond from my balance in the application: say so first."""
+    bond = int(job["commit_bond"])
+    if bond == 0:
+        return
+    balances = client.balances()
+    is_ether = int(job["asset"], 16) == 0
+    held = int(balances["ether"] if is_ether else balances["erc20"].get(job["asset"].lower(), 0))
+    if held < bond:
+        raise BalanceTooLow(
+            f"a commitment to job {job['id']} takes a bond of {bond} (base units of "
+            f"{'ether' if is_ether else job['asset']}); you hold {held} in the application: "
+            "deposit first (`deml deposit`)"
+        )
+
+
 def submit_step(step: Step, job_id: int, model: bytes | None) -> Submission:
     """Advance this round's submission as far as the windows allow (all the way if
     ``step.is_waiting``). ``model`` is needed only to commit."""
@@ -130,8 +146,9 @@ def submit_step(step: Step, job_id: int, model: bytes | None) -> Submission:
     if found is None:
         if model is None:
             raise MissingSecrets(f"nothing committed for round {rnd['round']}: give --model")
-        job_model = step.client.fetch_blob(rnd["model_cid"])
-        record, kept = _commit(step, rnd, model, job_model), model
+        check_same_graph(model, step.client.fetch_blob(rnd["model_cid"]))
+        _check_bond(step.client, job)
+        record, kept = _commit(step, rnd, model), model
     else:
         record, kept = found
         if model is not None and compute_cid(model) != record.model_cid:
@@ -140,9 +157,9 @@ def submit_step(step: Step, job_id: int, model: bytes | None) -> Submission:
                 "one model per account"
             )
     if step.is_upload_early and not record.is_uploaded:
-        step.out.say(
-            "[yellow]warning:[/] uploading during the commit window: anyone watching can "
-            "commit the same model and share your reward"
+        step.out.warn(
+            "uploading during the commit window: anyone watching can commit the same model "
+            "and share your reward"
         )
         record = _uploaded(step, record, kept)
     return _reveal(step, rnd, record, kept)

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from deml_protocol.cid import compute_cid
+from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
 from ..cli import app, current, reporting_errors
@@ -159,7 +161,8 @@ def participate(job_id: JobId, data: DataOpt) -> None:
             elif mine and phase is not Phase.CLOSABLE:
                 done.append(_show(submit_step(step, job_id, None)))
             if phase is Phase.CLOSABLE:
-                client.close_round(job_id, rnd["round"])
+                with suppress(RoundAlreadyClosed):  # someone else closed it first
+                    client.close_round(job_id, rnd["round"])
                 continue
             _wait_for_close(step, job_id, rnd)
         step.out.result(

@@ -9,12 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from deml_protocol.cid import compute_cid
+from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
 from ..cli import app, current, reporting_errors
 from ..datasets import load_table
 from ..job_history import BalanceTooLow, asset_of, clock_of, payouts_by_client, round_results
 from ..job_spec import (
+    BadJobOption,
     BadModelSpec,
     build_model,
     holdout_shards,
@@ -131,12 +133,12 @@ def _reward(
     amount: str | None,
 ) -> tuple[str, int]:
     if (ether is None) == (token is None) or (token is not None and amount is None):
-        raise BadModelSpec("give the reward as --ether AMOUNT, or --token ADDR|devnet --amount N")
+        raise BadJobOption("give the reward as --ether AMOUNT, or --token ADDR|devnet --amount N")
     if ether is not None:
         return "0x" + "0" * 40, asset_of(transport, "0x" + "0" * 40).parse(ether)
     address = session.settings.reward_token if token == "devnet" else token
     if not address:
-        raise BadModelSpec("--token devnet: this configuration names no devnet token")
+        raise BadJobOption("--token devnet: this configuration names no devnet token")
     assert amount is not None
     return address.lower(), asset_of(transport, address).parse(amount)
 
@@ -248,7 +250,10 @@ def run(job_id: JobId) -> None:
                 cid = _reveal_round(client, transport, job, rnd)
                 out.say(f"round {rnd['round']}: shard {cid} revealed")
             elif phase is Phase.CLOSABLE:
-                fields = _close_round(client, transport, rnd)
+                try:
+                    fields = _close_round(client, transport, rnd)
+                except RoundAlreadyClosed:  # a data owner closed it first
+                    continue
                 out.say(
                     f"round {rnd['round']} closed: baseline {fields['baseline']}, "
                     f"{sum(fields['accepted'])} accepted"
