@@ -1,0 +1,213 @@
+"""The console's local pieces, without a chain: job secrets on disk, round phases and waiting,
+the job-spec option table, data files, scikit-learn training onto the zoo's graphs, the
+same-graph check and the report plot."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from typer.testing import CliRunner
+
+from deml_console import model_zoo
+from deml_console.cli import app as deml
+from deml_console.datasets import DataError, breast_cancer_federation, load_table
+from deml_console.job_spec import (
+    COMPUTED_FIELDS,
+    SPEC_OPTIONS,
+    BadJobOption,
+    BadModelSpec,
+    build_model,
+    holdout_shards,
+    model_features,
+)
+from deml_console.output import Output
+from deml_console.phases import Phase, describe_seconds, phase_of, phase_window, wait_until
+from deml_console.plots import plot_job
+from deml_console.sklearn_training import TrainingError, TrainRecipe, train_model
+from deml_console.submitting import GraphMismatch, check_same_graph
+from deml_console.workspace import (
+    MissingSecrets,
+    SponsorSecrets,
+    Submission,
+    load_submission,
+    save_submission,
+)
+from deml_protocol.inputs import JOB_SPEC
+
+ROUND: Any = {
+    "job": 1, "round": 0, "start_ts": 100, "commit_end_ts": 200, "holdout_end_ts": 300,
+    "reveal_end_ts": 400, "closed": False, "holdout_cid": None, "submissions": [],
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DEML_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Any, Any, Any, Any]:
+    fed = breast_cancer_federation(rounds=1, holdout_rows=100)
+    (X, y), (Xh, yh) = fed.partitions[0], fed.holdouts[0]
+    return X, y, Xh, yh
+
+
+def accuracy(model: bytes, X: Any, y: Any) -> float:
+    p = ort.InferenceSession(model).run(None, {"X": X})[0]
+    predicted = (p[:, 0] > 0.5).astype(int) if p.shape[1] == 1 else p.argmax(axis=1)
+    return float((predicted == y).mean())
+
+
+# ---- workspace -------------------------------------------------------------------------------
+def test_sponsor_secrets_are_private_and_checked_against_the_job(home: Path) -> None:
+    X = np.arange(40, dtype=np.float32).reshape(20, 2)
+    shards = holdout_shards(X, np.arange(20) % 2, rows=10, rounds=None)
+    assert [s.round for s in shards] == [0, 1] and len({s.salt for s in shards}) == 2
+    kept = SponsorSecrets.stage("0xAB", shards).adopt("0xAB", 7)
+    assert kept.root == home / "jobs" / "0xab" / "7"
+    for path in (kept.root / "sponsor").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    commitments = ["0x" + s.commitment.hex() for s in shards]
+    assert SponsorSecrets.of_job("0xab", 7).check(1, commitments).data == shards[1].data
+    with pytest.raises(MissingSecrets, match="not the one this job committed"):
+        SponsorSecrets.of_job("0xab", 7).check(0, commitments[::-1])
+    with pytest.raises(MissingSecrets, match="only the account and machine"):
+        SponsorSecrets.of_job("0xab", 8).shard(0)
+    with pytest.raises(BadJobOption, match="make 2 shards"):
+        holdout_shards(X, np.arange(20) % 2, rows=10, rounds=3)
+
+
+def test_a_submission_record_round_trips() -> None:
+    record = Submission(3, 1, "0xAA", "bafy", "00" * 32, "11" * 32)
+    where = save_submission("0xapp", record, b"model")
+    assert stat.S_IMODE((where / "model.onnx").stat().st_mode) == 0o600
+    assert load_submission("0xapp", 3, "0xAA", 1) == (record, b"model")
+    assert load_submission("0xapp", 3, "0xAA", 2) is None
+
+
+# ---- phases ----------------------------------------------------------------------------------
+def test_phases_follow_the_round_windows() -> None:
+    seen = [phase_of(ROUND, t) for t in (100, 199, 200, 299, 300, 399, 400)]
+    assert seen == ["commit", "commit", "holdout", "holdout", "reveal", "reveal", "closable"]
+    assert phase_of(ROUND | {"closed": True}, 150) is Phase.CLOSED
+    assert phase_window(ROUND, Phase.HOLDOUT) == (200, 300)
+    assert phase_window(ROUND, Phase.CLOSABLE) == (400, None)
+    assert [describe_seconds(s) for s in (5, 65, 3725)] == ["5s", "1m 05s", "1h 02m 05s"]
+
+
+def test_wait_until_sleeps_on_the_injected_clock() -> None:
+    now = [0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += 10
+
+    out = Output(json_mode=True)
+    wait_until(35, clock=lambda: now[0], out=out, label="x", sleep=sleep)
+    assert now[0] >= 35 and len(slept) == 4
+    calls = [0]
+
+    def ready() -> bool:
+        calls[0] += 1
+        return calls[0] > 1
+
+    wait_until(10_000, clock=lambda: now[0], out=out, label="x", ready=ready, sleep=sleep)
+    assert now[0] < 10_000
+
+
+# ---- the job spec ----------------------------------------------------------------------------
+def test_the_option_table_and_the_computed_fields_cover_the_job_spec() -> None:
+    fields = [row.field for row in SPEC_OPTIONS] + list(COMPUTED_FIELDS)
+    assert sorted(fields) == sorted(name for name, _ in JOB_SPEC)
+    shown = CliRunner().invoke(deml, ["job", "create", "--help"], env={"COLUMNS": "200"})
+    assert all(row.flag in shown.stdout for row in SPEC_OPTIONS), shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("spec", "features"),
+    [("logistic:30", 30), ("linear:4", 4), ("softmax:5:3", 5), ("mlp:30,16,2", 30)],
+)
+def test_model_zoo_specs(spec: str, features: int) -> None:
+    assert model_features(build_model(spec)) == features
+
+
+@pytest.mark.parametrize("spec", ["tree:3", "logistic:x", "softmax:5", "mlp:3", "logistic:1:2"])
+def test_bad_model_specs(spec: str) -> None:
+    with pytest.raises(BadModelSpec):
+        build_model(spec)
+
+
+# ---- data files ------------------------------------------------------------------------------
+def test_tables_from_csv_with_or_without_header_and_npz(tmp_path: Path) -> None:
+    (tmp_path / "h.csv").write_text("a,b,label\n1,2,0\n3,4,1\n")
+    (tmp_path / "n.csv").write_text("1,2,0.5\n3,4,1.5\n")
+    np.savez(tmp_path / "d.npz", X=np.ones((2, 2)), y=np.array([0, 1]))
+    X, y = load_table(tmp_path / "h.csv")
+    assert X.tolist() == [[1, 2], [3, 4]] and y.dtype == np.int64
+    assert load_table(tmp_path / "n.csv")[1].dtype == np.float64
+    assert load_table(tmp_path / "d.npz")[0].dtype == np.float32
+    (tmp_path / "bad.csv").write_text("a,b\nx,y\n")
+    with pytest.raises(DataError):
+        load_table(tmp_path / "bad.csv")
+    np.savez(tmp_path / "e.npz", A=np.ones(2))
+    with pytest.raises(DataError, match="needs arrays X and y"):
+        load_table(tmp_path / "e.npz")
+
+
+# ---- training --------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["logistic:30", "softmax:30:2", "mlp:30,8,2"])
+def test_training_improves_the_job_model_and_keeps_its_graph(
+    spec: str, data: tuple[Any, Any, Any, Any]
+) -> None:
+    X, y, Xh, yh = data
+    base = build_model(spec)
+    epochs = 60 if spec.startswith("mlp") else 20
+    trained = train_model(base, X, y, TrainRecipe(epochs=epochs, learning_rate=0.01))
+    check_same_graph(trained, base)
+    assert accuracy(trained, Xh, yh) > max(0.85, accuracy(base, Xh, yh))
+
+
+def test_a_two_class_softmax_maps_onto_one_logistic_unit(data: tuple[Any, Any, Any, Any]) -> None:
+    X, y, Xh, _ = data
+    logistic = train_model(build_model("logistic:30"), X, y, TrainRecipe())
+    softmax = train_model(build_model("softmax:30:2"), X, y, TrainRecipe())
+    p1 = ort.InferenceSession(logistic).run(None, {"X": Xh})[0][:, 0]
+    p2 = ort.InferenceSession(softmax).run(None, {"X": Xh})[0][:, 1]
+    assert np.allclose(p1, p2, atol=1e-4)
+
+
+def test_training_errors_say_what_is_wrong(data: tuple[Any, Any, Any, Any]) -> None:
+    X, y, _, _ = data
+    with pytest.raises(TrainingError, match="takes 5 features"):
+        train_model(build_model("logistic:5"), X, y, TrainRecipe())
+    with pytest.raises(TrainingError, match="one class only"):
+        train_model(build_model("logistic:30"), X, np.zeros_like(y), TrainRecipe())
+    assert TrainRecipe.parse('{"epochs": 3, "other": 1}').epochs == 3
+    assert TrainRecipe.parse("train well").epochs == TrainRecipe().epochs
+
+
+def test_the_same_graph_check() -> None:
+    base = build_model("logistic:30")
+    check_same_graph(model_zoo.logistic_regression(np.ones(30), 2.0), base)
+    with pytest.raises(GraphMismatch, match="differs"):
+        check_same_graph(build_model("softmax:30:2"), base)
+    with pytest.raises(GraphMismatch, match="differs"):
+        check_same_graph(build_model("logistic:29"), base)
+    with pytest.raises(GraphMismatch, match="not an ONNX model"):
+        check_same_graph(b"\xff" * 40, base)
+
+
+def test_the_report_plot(tmp_path: Path) -> None:
+    sub: Any = {"client": "0x" + "ab" * 20, "score": 900}
+    job: Any = {"id": 1, "metric": "accuracy", "rounds": 2}
+    job["opened_rounds"] = [ROUND | {"baseline": 500, "submissions": [sub]}]
+    data = {"job": job, "asset": {"symbol": "ETH", "decimals": 18}}
+    plot_job(data | {"payouts": {sub["client"]: str(10**18)}}, tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
