@@ -93,12 +93,21 @@ def test_a_new_class_cannot_take_or_revive_a_code() -> None:
 
 def test_client_side_error_codes_never_collide_with_the_table() -> None:
     """Stores and CID parsing have codes of their own; none may mean a DApp code."""
-    from deml_console import stores
+    from deml_console import (
+        datasets,
+        job_history,
+        job_spec,
+        plots,
+        sklearn_training,
+        stores,
+        workspace,
+    )
     from deml_protocol import cid, multibase
 
+    modules = (stores, cid, multibase, datasets, job_history, job_spec, plots, workspace)
     local = {
         v.__name__: str(v.__dict__["code"])
-        for module in (stores, cid, multibase)
+        for module in (*modules, sklearn_training)
         for v in vars(module).values()
         if isinstance(v, type) and issubclass(v, Exception) and "code" in v.__dict__
     }

@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import ClassVar
 
+from deml_protocol.errors import WindowNotOpen  # checked here first: the DApp's own code
 from deml_protocol.queries import RoundReply
 
 from .output import Output
@@ -40,12 +40,6 @@ class Phase(StrEnum):
     REVEAL = "reveal"
     CLOSABLE = "closable"
     CLOSED = "closed"
-
-
-class WindowNotOpen(ValueError):
-    """A step was asked for before its window opens (or after it closed)."""
-
-    code: ClassVar[str] = "window_not_open"
 
 
 def phase_of(rnd: RoundReply, now: int) -> Phase:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any
 
 import onnx
 
 from deml_protocol import queries
 from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import submission_commitment
+from deml_protocol.errors import GraphMismatch  # checked here first: the DApp's own code
 from deml_protocol.uploads import upload_inputs
 
 from .job_history import BalanceTooLow
@@ -28,12 +29,6 @@ from .sdk import Client
 from .workspace import MissingSecrets, Submission, load_submission, save_submission
 
 __all__ = ["GraphMismatch", "Step", "check_same_graph", "current_round", "submit_step", "upload"]
-
-
-class GraphMismatch(ValueError):
-    """The model is not the job's graph (the DApp would reject it at reveal)."""
-
-    code: ClassVar[str] = "graph_mismatch"
 
 
 def _skeleton(model: bytes) -> bytes:
