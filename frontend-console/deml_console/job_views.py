@@ -48,6 +48,17 @@ def _short(address: str) -> str:
     return address[:8] + "…" + address[-4:] if len(address) > 14 else address
 
 
+def _round_text(job: dict[str, Any]) -> str:
+    """Rounds count from 0 (as ``--round`` takes them); a finished job shows all done."""
+    if job["status"] == "finished":
+        return f"{job['rounds']} of {job['rounds']} done"
+    return f"{job['current_round']} (of {job['rounds']})"
+
+
+def _short_cid(cid: str | None) -> str:
+    return "—" if not cid else cid[:12] + "…" + cid[-6:]
+
+
 def window_text(rnd: dict[str, Any], now: int) -> str:
     phase = phase_of(rnd, now)  # type: ignore[arg-type]
     if phase.value == "closed":
@@ -61,7 +72,7 @@ def render_show(console: Console, data: dict[str, Any]) -> None:
     job, now, asset = data["job"], data["now"], data["asset"]
     console.print(
         f"[bold]job {job['id']}[/] ({job['status']}): metric {job['metric']}, "
-        f"round {min(job['current_round'], job['rounds'] - 1) + 1} of {job['rounds']}, "
+        f"round {_round_text(job)}, "
         f"escrow {_amount(job['escrow'], asset)}, bond {_amount(job['commit_bond'], asset)}",
         highlight=False,
     )
@@ -87,7 +98,7 @@ def render_status(console: Console, data: dict[str, Any]) -> None:
             "—" if r["baseline"] is None else r["baseline"],
             "revealed" if r["holdout_cid"] else "—",
             len(r["submissions"]),
-            r["new_model_cid"] or "—",
+            _short_cid(r["new_model_cid"]),
         )
         for r in job["opened_rounds"]
     ]
@@ -145,7 +156,7 @@ def render_jobs(console: Console, rows: list[dict[str, Any]]) -> None:
             r["id"],
             r["status"],
             r["metric"],
-            f"{r['current_round']}/{r['rounds']}",
+            _round_text(r),
             r["reward"],
             r["window"],
         )

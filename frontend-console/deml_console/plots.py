@@ -35,9 +35,12 @@ def plot_job(data: dict[str, Any], path: Path) -> None:
         for s in r["submissions"]:
             if s["score"] is not None:
                 by_client.setdefault(s["client"], []).append((r["round"], s["score"]))
-    for client, points in sorted(by_client.items()):
+    everyone = sorted(set(by_client) | set(data["payouts"]))
+    color = {client: f"C{i % 9 + 1}" for i, client in enumerate(everyone)}  # C0: baseline
+    for n, (client, points) in enumerate(sorted(by_client.items())):
         xs, ys = zip(*points, strict=True)
-        scores.plot(xs, ys, "o", label=client[:8] + "…")
+        nudged = [x + 0.04 * (n - len(by_client) / 2) for x in xs]  # equal scores stay visible
+        scores.plot(nudged, ys, "o", color=color[client], label=client[:8] + "…")
     scores.set(
         title=f"job {job['id']}: {job['metric']} score by round",
         xlabel="round",
@@ -48,7 +51,7 @@ def plot_job(data: dict[str, Any], path: Path) -> None:
     unit = Decimal(10) ** int(asset["decimals"])
     clients = sorted(data["payouts"])
     amounts = [float(Decimal(int(data["payouts"][c])) / unit) for c in clients]
-    payouts.bar([c[:8] + "…" for c in clients], amounts, color="tab:green")
+    payouts.bar([c[:8] + "…" for c in clients], amounts, color=[color[c] for c in clients])
     payouts.set(title="payouts", ylabel=asset["symbol"])
     payouts.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
