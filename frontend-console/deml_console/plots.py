@@ -24,10 +24,25 @@ def plot_job(data: dict[str, Any], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise MissingExtra("plots need matplotlib: pip install 'deml-console[plot]'") from exc
-    job, asset = data["job"], data["asset"]
     figure, (scores, payouts) = plt.subplots(1, 2, figsize=(11, 4.2))
+    color = _scores(scores, data)
+    asset = data["asset"]
+    unit = Decimal(10) ** int(asset["decimals"])
+    clients = sorted(data["payouts"])
+    amounts = [float(Decimal(int(data["payouts"][c])) / unit) for c in clients]
+    payouts.bar([c[:8] + "…" for c in clients], amounts, color=[color[c] for c in clients])
+    payouts.set(title="payouts", ylabel=asset["symbol"])
+    payouts.tick_params(axis="x", labelrotation=30)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _scores(axes: Any, data: dict[str, Any]) -> dict[str, str]:
+    """The baseline line and one marker series per client; each client's colour."""
+    job = data["job"]
     rounds = [r for r in job["opened_rounds"] if r["baseline"] is not None]
-    scores.plot(
+    axes.plot(
         [r["round"] for r in rounds], [r["baseline"] for r in rounds], "k--o", label="baseline"
     )
     by_client: dict[str, list[tuple[int, int]]] = {}
@@ -40,20 +55,12 @@ def plot_job(data: dict[str, Any], path: Path) -> None:
     for n, (client, points) in enumerate(sorted(by_client.items())):
         xs, ys = zip(*points, strict=True)
         nudged = [x + 0.04 * (n - len(by_client) / 2) for x in xs]  # equal scores stay visible
-        scores.plot(nudged, ys, "o", color=color[client], label=client[:8] + "…")
-    scores.set(
+        axes.plot(nudged, ys, "o", color=color[client], label=client[:8] + "…")
+    axes.set(
         title=f"job {job['id']}: {job['metric']} score by round",
         xlabel="round",
         ylabel="score (higher is better)",
     )
-    scores.set_xticks(range(job["rounds"]))
-    scores.legend(fontsize="small")
-    unit = Decimal(10) ** int(asset["decimals"])
-    clients = sorted(data["payouts"])
-    amounts = [float(Decimal(int(data["payouts"][c])) / unit) for c in clients]
-    payouts.bar([c[:8] + "…" for c in clients], amounts, color=[color[c] for c in clients])
-    payouts.set(title="payouts", ylabel=asset["symbol"])
-    payouts.tick_params(axis="x", labelrotation=30)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    axes.set_xticks(range(job["rounds"]))
+    axes.legend(fontsize="small")
+    return color

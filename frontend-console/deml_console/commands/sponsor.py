@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from deml_protocol.addresses import ZERO_ADDRESS
 from deml_protocol.cid import compute_cid
 from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
 from ..cli import app, current, reporting_errors
 from ..datasets import load_table
-from ..job_history import BalanceTooLow, asset_of, clock_of, payouts_by_client, round_results
+from ..job_history import Asset, BalanceTooLow, asset_of, clock_of, payouts_by_client, round_results
 from ..job_spec import (
     BadJobOption,
     BadModelSpec,
@@ -29,7 +30,7 @@ from ..sdk import Client, notice
 from ..sdk.node import NodeTransport
 from ..session import Session
 from ..submitting import upload
-from ..workspace import SponsorSecrets
+from ..workspace import HoldoutShard, SponsorSecrets
 
 job_app = typer.Typer(help="Jobs: post, reveal, close, follow, report (sponsors); show (anyone).")
 app.add_typer(job_app, name="job")
@@ -84,28 +85,15 @@ def create(
     with reporting_errors():
         out = current().output
         session, client, transport = _connect(signing=True)
-        initial = build_model(model)
-        X, y = load_table(data)
-        if X.shape[1] != model_features(initial):
-            raise BadModelSpec(
-                f"the model takes {model_features(initial)} features; {data} has {X.shape[1]}"
-            )
-        shards = holdout_shards(X, y, rows=holdout_rows, rounds=rounds)
-        asset_address, reward = _reward(session, transport, ether=ether, token=token, amount=amount)
-        asset = asset_of(transport, asset_address)
-        held = asset.balance(transport, client.account)
-        if held < reward:
-            raise BalanceTooLow(
-                f"{client.account} holds {asset.show(held)}; the reward is {asset.show(reward)}"
-            )
+        initial, shards = _model_and_shards(model, data, rows=holdout_rows, rounds=rounds)
+        asset, reward = _reward(session, client, ether=ether, token=token, amount=amount)
         staged = SponsorSecrets.stage(transport.app, shards)
         upload(client, initial, out, "the initial model")
         fields = {"modelCid": compute_cid(initial), "recipe": recipe, "holdoutRows": holdout_rows}
         fields["holdoutCommitments"] = [s.commitment for s in shards]
         fields |= spec_fields(spec)
-        job_id = client.create_job(
-            fields, reward, token=None if asset_address == "0x" + "0" * 40 else asset_address
-        )
+        is_ether = asset.address == ZERO_ADDRESS
+        job_id = client.create_job(fields, reward, token=None if is_ether else asset.address)
         kept = staged.adopt(transport.app, job_id)
         result = {
             "job": job_id,
@@ -124,23 +112,36 @@ def create(
         )
 
 
+def _model_and_shards(
+    model: str, data: Path, *, rows: int, rounds: int | None
+) -> tuple[bytes, list[HoldoutShard]]:
+    initial = build_model(model)
+    X, y = load_table(data)
+    if X.shape[1] != model_features(initial):
+        raise BadModelSpec(
+            f"the model takes {model_features(initial)} features; {data} has {X.shape[1]}"
+        )
+    return initial, holdout_shards(X, y, rows=rows, rounds=rounds)
+
+
 def _reward(
-    session: Session,
-    transport: NodeTransport,
-    *,
-    ether: str | None,
-    token: str | None,
-    amount: str | None,
-) -> tuple[str, int]:
+    session: Session, client: Client, *, ether: str | None, token: str | None, amount: str | None
+) -> tuple[Asset, int]:
+    """The reward's asset and amount (base units), once the account is known to hold it."""
     if (ether is None) == (token is None) or (token is not None and amount is None):
         raise BadJobOption("give the reward as --ether AMOUNT, or --token ADDR|devnet --amount N")
-    if ether is not None:
-        return "0x" + "0" * 40, asset_of(transport, "0x" + "0" * 40).parse(ether)
-    address = session.settings.reward_token if token == "devnet" else token
+    transport = session.transport()
+    address = session.settings.reward_token if token == "devnet" else (token or ZERO_ADDRESS)
     if not address:
         raise BadJobOption("--token devnet: this configuration names no devnet token")
-    assert amount is not None
-    return address.lower(), asset_of(transport, address).parse(amount)
+    asset = asset_of(transport, address)
+    reward = asset.parse(ether if ether is not None else str(amount))
+    held = asset.balance(transport, client.account)
+    if held < reward:
+        raise BalanceTooLow(
+            f"{client.account} holds {asset.show(held)}; the reward is {asset.show(reward)}"
+        )
+    return asset, reward
 
 
 @job_app.command("reveal")
