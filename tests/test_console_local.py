@@ -5,6 +5,7 @@ same-graph check and the report plot."""
 from __future__ import annotations
 
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from deml_console import model_zoo
 from deml_console.cli import app as deml
 from deml_console.datasets import DataError, breast_cancer_federation, load_table
+from deml_console.external_trainers import TrainerFailed, run_trainer_cmd, train_with_numpy_client
 from deml_console.job_spec import (
     COMPUTED_FIELDS,
     SPEC_OPTIONS,
@@ -211,3 +213,47 @@ def test_the_report_plot(tmp_path: Path) -> None:
     data = {"job": job, "asset": {"symbol": "ETH", "decimals": 18}}
     plot_job(data | {"payouts": {sub["client"]: str(10**18)}}, tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---- trainers that are not ours ---------------------------------------------------------------
+TRAINER = """
+import json, os, socket, numpy as np
+w = dict(np.load(os.environ["DEML_WEIGHTS_IN"]))
+d = np.load(os.environ["DEML_DATA"])
+recipe = json.load(open(os.environ["DEML_RECIPE"]))
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=1)
+    online = 1.0
+except OSError:
+    online = 0.0
+w["B0"] = np.array([recipe["bias"] + online + len(d["y"])], dtype=np.float32)
+np.savez(os.environ["DEML_WEIGHTS_OUT"], **w)
+"""
+
+
+def test_a_trainer_command_follows_the_file_contract(tmp_path: Path) -> None:
+    script = tmp_path / "trainer.py"
+    script.write_text(TRAINER)
+    base = build_model("logistic:3")
+    data = (np.ones((4, 3), dtype=np.float32), np.array([0, 1, 0, 1]))
+    out = Output(json_mode=True)
+    trained = run_trainer_cmd(f"{sys.executable} {script}", base, data, '{"bias": 10}', out=out)
+    check_same_graph(trained, base)
+    assert model_zoo.get_weights(trained)["B0"][0] == 14.0  # 10 + 4 rows, and no network
+    with pytest.raises(TrainerFailed, match="exited with 3"):
+        run_trainer_cmd("exit 3", base, data, "{}", out=out)
+    with pytest.raises(TrainerFailed, match="wrote no weights"):
+        run_trainer_cmd("true", base, data, "{}", out=out)
+
+
+def test_a_flower_style_numpy_client_trains_the_job_weights() -> None:
+    class Doubler:
+        def fit(
+            self, parameters: list[Any], config: dict[str, Any]
+        ) -> tuple[list[Any], int, dict[str, Any]]:
+            return [p * 2 + config["shift"] for p in parameters], 10, {}
+
+    base = model_zoo.logistic_regression(np.ones(3), 1.0)
+    trained = train_with_numpy_client(base, Doubler(), {"shift": 1})
+    assert model_zoo.get_weights(trained)["W0"].tolist() == [[3.0], [3.0], [3.0]]
+    assert model_zoo.get_weights(trained)["B0"].tolist() == [3.0]

@@ -15,6 +15,7 @@ from deml_protocol.errors import RoundAlreadyClosed
 from .. import job_views
 from ..cli import app, current, reporting_errors
 from ..datasets import load_table
+from ..external_trainers import run_trainer_cmd
 from ..job_history import asset_of, clock_of, closed_rounds
 from ..output import Output, table
 from ..phases import Phase, phase_of, wait_until
@@ -24,6 +25,14 @@ from ..submitting import Step, current_round, submit_step
 from ..workspace import Submission
 from .sponsor import JobId
 
+TrainerCmd = Annotated[
+    str | None,
+    typer.Option(
+        help="Train with this command instead of scikit-learn (runs code you trust; no network "
+        "where the OS allows; file contract in docs/console.md).",
+        rich_help_panel="Unsafe",
+    ),
+]
 DataOpt = Annotated[Path, typer.Option(help="Your data: CSV (last column = label) or .npz (X, y).")]
 
 
@@ -45,12 +54,16 @@ def jobs() -> None:
         current().output.result(rows, lambda c: job_views.render_jobs(c, rows))
 
 
-def _train(client: Client, job_id: int, data: Path, out: Output) -> tuple[bytes, int]:
+def _train(
+    client: Client, job_id: int, data: Path, out: Output, trainer_cmd: str | None = None
+) -> tuple[bytes, int]:
     """The current global model (by CID, verified) trained on ``data``; and its round."""
     job = client.job(job_id)
     rnd = current_round(job)
     base = client.fetch_blob(rnd["model_cid"])
     X, y = load_table(data)
+    if trainer_cmd is not None:
+        return run_trainer_cmd(trainer_cmd, base, (X, y), job["recipe"], out=out), rnd["round"]
     recipe = TrainRecipe.parse(job["recipe"])
     with out.progress() as progress:
         task = progress.add_task(f"training on {len(y)} rows", total=recipe.epochs)
@@ -65,12 +78,14 @@ def train(
     job_id: JobId,
     data: DataOpt,
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the model (.onnx).")],
+    trainer_cmd: TrainerCmd = None,
 ) -> None:
     """Train the job's current global model on your data (scikit-learn, warm-started);
     writes the same graph with new weights."""
     with reporting_errors():
         out = current().output
-        model, round_index = _train(current().session().client(), job_id, data, out)
+        client = current().session().client()
+        model, round_index = _train(client, job_id, data, out, trainer_cmd)
         out_file.write_bytes(model)
         result = {
             "job": job_id,
@@ -144,7 +159,7 @@ def submit(
 
 
 @app.command("participate")
-def participate(job_id: JobId, data: DataOpt) -> None:
+def participate(job_id: JobId, data: DataOpt, trainer_cmd: TrainerCmd = None) -> None:
     """Stay attached until the job is finished: each round, train on DATA, commit, upload
     after the commit window, reveal; close rounds nobody closed."""
     with reporting_errors():
@@ -156,7 +171,7 @@ def participate(job_id: JobId, data: DataOpt) -> None:
             phase = phase_of(rnd, step.clock())
             mine = any(s["client"].lower() == client.account.lower() for s in rnd["submissions"])
             if phase is Phase.COMMIT and not mine:
-                model, _ = _train(client, job_id, data, step.out)
+                model, _ = _train(client, job_id, data, step.out, trainer_cmd)
                 done.append(_show(submit_step(step, job_id, model)))
             elif mine and phase is not Phase.CLOSABLE:
                 done.append(_show(submit_step(step, job_id, None)))
