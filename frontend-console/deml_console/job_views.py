@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from .output import table
 from .phases import describe_seconds, phase_of, phase_window
@@ -76,7 +77,8 @@ def render_show(console: Console, data: dict[str, Any]) -> None:
         f"escrow {_amount(job['escrow'], asset)}, bond {_amount(job['commit_bond'], asset)}",
         highlight=False,
     )
-    console.print(f"model {job['global_model_cid']}\nrecipe {job['recipe']}", highlight=False)
+    recipe = escape(job["recipe"])  # the sponsor's text: never markup
+    console.print(f"model {job['global_model_cid']}\nrecipe {recipe}", highlight=False)
     console.print(
         f"windows: commit {describe_seconds(job['commit_seconds'])}, "
         f"holdout {describe_seconds(job['holdout_seconds'])}, "

@@ -91,7 +91,8 @@ def _record(step: Step, rnd: Any) -> tuple[Submission, bytes] | None:
     me = step.client.account.lower()
     found = load_submission(step.app, rnd["job"], me, rnd["round"])
     committed = [s for s in rnd["submissions"] if s["client"].lower() == me]
-    if committed and found is None:
+    on_chain = committed[0]["commitment"].lower().removeprefix("0x") if committed else None
+    if committed and (found is None or found[0].commitment != on_chain):
         raise MissingSecrets(
             f"{me} committed in round {rnd['round']} from elsewhere: its model and salt are not "
             "in this DEML_HOME"

@@ -165,23 +165,26 @@ def participate(job_id: JobId, data: DataOpt, trainer_cmd: TrainerCmd = None) ->
     with reporting_errors():
         step = _step(waiting=True)
         client = step.client
-        done: list[dict[str, Any]] = []
+        done: dict[int, dict[str, Any]] = {}  # by round
         while (job := client.job(job_id))["status"] != "finished":
             rnd = current_round(job)
             phase = phase_of(rnd, step.clock())
             mine = any(s["client"].lower() == client.account.lower() for s in rnd["submissions"])
             if phase is Phase.COMMIT and not mine:
                 model, _ = _train(client, job_id, data, step.out, trainer_cmd)
-                done.append(_show(submit_step(step, job_id, model)))
+                record = submit_step(step, job_id, model)
+                done[record.round] = _show(record)
             elif mine and phase is not Phase.CLOSABLE:
-                done.append(_show(submit_step(step, job_id, None)))
+                record = submit_step(step, job_id, None)
+                done[record.round] = _show(record)
             if phase is Phase.CLOSABLE:
                 with suppress(RoundAlreadyClosed):  # someone else closed it first
                     client.close_round(job_id, rnd["round"])
                 continue
             _wait_for_close(step, job_id, rnd)
         step.out.result(
-            done, lambda c: c.print(f"job {job_id} finished; {len(done)} rounds submitted")
+            list(done.values()),
+            lambda c: c.print(f"job {job_id} finished; {len(done)} rounds submitted"),
         )
 
 

@@ -87,6 +87,7 @@ def create(
         session, client, transport = _connect(signing=True)
         initial, shards = _model_and_shards(model, data, rows=holdout_rows, rounds=rounds)
         asset, reward = _reward(session, client, ether=ether, token=token, amount=amount)
+        # Staged before posting and kept if posting fails: the job may exist all the same.
         staged = SponsorSecrets.stage(transport.app, shards)
         upload(client, initial, out, "the initial model")
         fields = {"modelCid": compute_cid(initial), "recipe": recipe, "holdoutRows": holdout_rows}
