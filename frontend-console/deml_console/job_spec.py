@@ -58,8 +58,8 @@ class SpecOption:
 SPEC_OPTIONS: Final = (
     SpecOption("metric", "--metric", str, "accuracy", "accuracy|log_loss|roc_auc|rmse|mae|r2."),
     SpecOption("commitSeconds", "--commit-seconds", int, 600, "Commit window, seconds."),
-    SpecOption("holdoutSeconds", "--holdout-seconds", int, 600, "Shard reveal window, s."),
-    SpecOption("revealSeconds", "--reveal-seconds", int, 600, "Model reveal window, s."),
+    SpecOption("holdoutSeconds", "--holdout-seconds", int, 600, "Shard reveal window, seconds."),
+    SpecOption("revealSeconds", "--reveal-seconds", int, 600, "Model reveal window, seconds."),
     SpecOption("minGain", "--min-gain", int, 1, "Score units a model must beat the baseline by."),
     SpecOption("maxSubmissions", "--max-submissions", int, 16, "Commitments per round."),
     SpecOption("commitBond", "--bond", int, 0, "Bond per commitment, base units of the asset."),

@@ -37,7 +37,7 @@ app.add_typer(job_app, name="job")
 
 JobId = Annotated[int, typer.Argument(metavar="JOB", help="The job's id (`deml jobs`).")]
 RoundOpt = Annotated[
-    int | None, typer.Option("--round", help="The round [default: the job's current round].")
+    int | None, typer.Option("--round", help="The round (default: the job's current round).")
 ]
 
 
@@ -71,13 +71,19 @@ def create(
     ],
     holdout_rows: Annotated[int, typer.Option(min=1, help="Rows per round's shard.")],
     rounds: Annotated[
-        int | None, typer.Option(min=1, help="Rounds [default: all shards that fit].")
+        int | None, typer.Option(min=1, help="Rounds (default: all shards that fit).")
     ] = None,
     recipe: Annotated[str, typer.Option(help="Training recipe for clients (JSON).")] = "{}",
-    ether: Annotated[str | None, typer.Option(help="Reward in ether, e.g. 1.5.")] = None,
-    token: Annotated[str | None, typer.Option(help="Reward in this ERC-20 (or `devnet`).")] = None,
+    ether: Annotated[
+        str | None, typer.Option(help="Reward in ether, e.g. 1.5.", rich_help_panel="Reward")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Reward in this ERC-20 (or `devnet`).", rich_help_panel="Reward"),
+    ] = None,
     amount: Annotated[
-        str | None, typer.Option(help="With --token: reward in whole tokens.")
+        str | None,
+        typer.Option(help="With --token: reward in whole tokens.", rich_help_panel="Reward"),
     ] = None,
     **spec: Any,
 ) -> None:
