@@ -201,11 +201,15 @@ def _address(net: Devnet, index: int) -> str:
     return str(net.info["accounts"][index]).lower()
 
 
-def _blob_status(net: Devnet, home: Path, cid: str) -> str:
+def _inspect(net: Devnet, path: str) -> Any:
     reply = requests.post(
-        f"{net.info['node_url']}/inspect/{net.info['application']}", data=f"blobs/{cid}", timeout=10
+        f"{net.info['node_url']}/inspect/{net.info['application']}", data=path, timeout=10
     ).json()
-    return str(json.loads(bytes.fromhex(reply["reports"][0]["payload"][2:]))["status"])
+    return json.loads(bytes.fromhex(reply["reports"][0]["payload"][2:]))
+
+
+def _blob_status(net: Devnet, home: Path, cid: str) -> str:
+    return str(_inspect(net, f"blobs/{cid}")["status"])
 
 
 def test_mistakes_are_named_errors(
@@ -421,7 +425,7 @@ def test_job_run_and_participate_stay_attached_until_the_job_ends(
 
 def _drive(net: Devnet, home: Path, job_id: int) -> None:
     """Move the chain's clock once everyone has done what the open window is for."""
-    shown = job(net, home, job_id)
+    shown = _inspect(net, f"jobs/{job_id}")
     if shown["status"] == "finished":
         return
     rnd = shown["opened_rounds"][-1]

@@ -56,6 +56,10 @@ class Asset:
         value = Decimal(int(amount)) / (Decimal(10) ** self.decimals)
         return f"{value.normalize():f} {self.symbol}"
 
+    def view(self) -> dict[str, Any]:
+        """What views and ``--json`` show of it."""
+        return {"address": self.address, "symbol": self.symbol, "decimals": self.decimals}
+
     def parse(self, amount: str) -> int:
         """``"1.5"`` in whole units -> base units (exact; no float)."""
         return int(Decimal(amount) * (Decimal(10) ** self.decimals))

@@ -105,8 +105,8 @@ def wait_until(
         task = progress.add_task(label, total=total)
         polls = 0
         while now < target_ts:
-            sleep(min(1.0, target_ts - now))
+            sleep(min(0.5, target_ts - now))
             now, polls = clock(), polls + 1
-            if ready is not None and polls % 2 == 0 and ready():
+            if ready is not None and polls % 3 == 0 and ready():
                 return
             progress.update(task, completed=min(total, total - (target_ts - now)))

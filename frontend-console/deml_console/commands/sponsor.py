@@ -228,7 +228,7 @@ def _status_data(client: Client, transport: NodeTransport, job_id: int) -> dict[
     return {
         "job": job,
         "now": now,
-        "asset": {"symbol": asset.symbol, "decimals": asset.decimals},
+        "asset": asset.view(),
         "leaderboard": client.leaderboard(job_id),
         "payouts": {who: str(amount) for who, amount in sorted(paid.items())},
     }
@@ -239,8 +239,10 @@ def show(job_id: JobId) -> None:
     """A job as a data owner sees it: model, recipe, metric, reward, the open window."""
     with reporting_errors():
         _, client, transport = _connect(signing=False)
-        data = _status_data(client, transport, job_id)
-        current().output.result(data["job"], lambda c: job_views.render_show(c, data))
+        job = client.job(job_id)
+        asset = asset_of(transport, job["asset"])
+        data = {"job": job, "now": clock_of(transport)(), "asset": asset.view()}
+        current().output.result(job, lambda c: job_views.render_show(c, data))
 
 
 @job_app.command("run")
