@@ -71,7 +71,7 @@ def current_round(job: Any) -> Any:
     for rnd in job["opened_rounds"]:
         if rnd["round"] == job["current_round"]:
             return rnd
-    raise WindowNotOpen(f"job {job['id']} is {job['status']}: no round is open")
+    raise WindowNotOpen(f"job {job['id']} is finished: all {job['rounds']} rounds are closed")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ def _connect(*, signing: bool) -> tuple[Session, Client, NodeTransport]:
 
 
 def _round_of(job: Any, round_index: int | None) -> Any:
+    if round_index is None and job["status"] == "finished":
+        raise WindowNotOpen(f"job {job['id']} is finished: all {job['rounds']} rounds are closed")
     index = job["current_round"] if round_index is None else round_index
     for rnd in job["opened_rounds"]:
         if rnd["round"] == index:
