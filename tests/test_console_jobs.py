@@ -419,6 +419,8 @@ def test_job_run_and_participate_stay_attached_until_the_job_ends(
     finished = job(net, home, job_id)
     assert finished["status"] == "finished"
     assert all(r["closed"] and len(r["submissions"]) == 2 for r in finished["opened_rounds"])
+    done = run(net, home, "--account", "1", "job", "close", str(job_id))
+    assert "is finished" in error(done, "window_not_open")
     for out, _ in outputs[1:]:
         assert [s["state"] for s in json.loads(out)] == ["revealed", "revealed"]
 
