@@ -258,6 +258,9 @@ def post_job(world: World, holdouts: list[bytes]) -> None:
         "minGain": 1,
         "maxSubmissions": world.max_submissions,
         "commitBond": BOND,
+        "payout": "proportional",
+        "aggregation": "fedavg",
+        "trimPercent": 0,
     }
     result = world.net.deposit_ether(SPONSOR, ESCROW, inputs.CREATE_JOB.encode(**spec))
     assert result.status == "accepted" and not result.reports, result.reports

@@ -72,6 +72,11 @@ class JobSpec:
     min_gain: int
     max_submissions: int
     commit_bond: Amount
+    #: Names in ``dapp.policies``: how a round's budget is split, how winners are combined.
+    payout: str = "proportional"
+    aggregation: str = "fedavg"
+    #: ``trimmed_mean``: percent of the models cut at each end, per weight; else 0.
+    trim_percent: int = 0
 
     @property
     def rounds(self) -> int:

@@ -63,6 +63,9 @@ def spec(model_cid: str, shard_cid: str) -> dict[str, object]:
         "minGain": 1,
         "maxSubmissions": 4,
         "commitBond": 0,
+        "payout": "proportional",
+        "aggregation": "fedavg",
+        "trimPercent": 0,
     }
 
 
