@@ -75,6 +75,19 @@ EPOCHS: Final = 30
 LEARNING_RATE: Final = 0.3
 
 
+@dataclass(frozen=True)
+class Policy:
+    """The job's payout policy and aggregation rule (``dapp.policies``)."""
+
+    payout: str = "proportional"
+    aggregation: str = "fedavg"
+    trim_percent: int = 0
+
+    def __str__(self) -> str:
+        trim = f" {self.trim_percent}%" if self.aggregation == "trimmed_mean" else ""
+        return f"payout {self.payout}, aggregation {self.aggregation}{trim}"
+
+
 # ---- tasks: datasets and the model each job trains ------------------------------------------
 @dataclass(frozen=True)
 class Task:
@@ -176,6 +189,7 @@ class World:
     test: tuple[Array, npt.NDArray[Any]]
     job_id: int = 0
     max_submissions: int = 16
+    policy: Policy = field(default_factory=Policy)
     paid: dict[str, int] = field(default_factory=dict)
     refunded: int = 0
 
@@ -258,9 +272,9 @@ def post_job(world: World, holdouts: list[bytes]) -> None:
         "minGain": 1,
         "maxSubmissions": world.max_submissions,
         "commitBond": BOND,
-        "payout": "proportional",
-        "aggregation": "fedavg",
-        "trimPercent": 0,
+        "payout": world.policy.payout,
+        "aggregation": world.policy.aggregation,
+        "trimPercent": world.policy.trim_percent,
     }
     result = world.net.deposit_ether(SPONSOR, ESCROW, inputs.CREATE_JOB.encode(**spec))
     assert result.status == "accepted" and not result.reports, result.reports
@@ -413,10 +427,13 @@ def _perfect(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> Rou
 
 
 # ---- playing a job ----------------------------------------------------------------------------
-def run_job(task: Task, partition: str, seed: int, name: str) -> dict[str, float]:
+def run_job(
+    task: Task, partition: str, seed: int, name: str, policy: Policy | None = None
+) -> dict[str, float]:
     plan_of, addresses = STRATEGIES[name]
     with InProcessMachine() as machine:
         world = make_world(task, partition, seed, machine)
+        world.policy = policy or Policy()
         if name.startswith("round filler"):
             world.max_submissions = 5
         for who in (*HONEST, *ATTACKERS, SPONSOR_ALIAS):
@@ -484,7 +501,9 @@ def fair_pay(reference: dict[str, float]) -> float:
     return ESCROW / len(HONEST)
 
 
-def simulate(task_names: list[str], seeds: list[int]) -> list[tuple[str, dict[str, float]]]:
+def simulate(
+    task_names: list[str], seeds: list[int], policy: Policy | None = None
+) -> list[tuple[str, dict[str, float]]]:
     tasks = [load_task(name) for name in task_names]
     rows = []
     for name in STRATEGIES:
@@ -492,11 +511,13 @@ def simulate(task_names: list[str], seeds: list[int]) -> list[tuple[str, dict[st
         for task in tasks:
             for partition in ("iid", "non-iid"):
                 for seed in seeds:
-                    reference = run_job(task, partition, seed, "honest (median, reference)")
+                    reference = run_job(
+                        task, partition, seed, "honest (median, reference)", policy
+                    )
                     outcome = (
                         reference
                         if name.startswith("honest")
-                        else run_job(task, partition, seed, name)
+                        else run_job(task, partition, seed, name, policy)
                     )
                     denominator = fair_pay(reference)
                     own = outcome["median"] if name.startswith("honest") else outcome["payout"]
@@ -535,13 +556,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed, two datasets")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--payout", default="proportional", help="the jobs' payout policy")
+    parser.add_argument("--aggregation", default="fedavg", help="the jobs' aggregation rule")
+    parser.add_argument("--trim-percent", type=int, default=0, help="for trimmed_mean")
     args = parser.parse_args()
+    policy = Policy(args.payout, args.aggregation, args.trim_percent)
     tasks = (
         ["breast_cancer", "wine"] if args.quick else ["breast_cancer", "wine", "digits", "diabetes"]
     )
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
-    print(f"datasets: {', '.join(tasks)}; partitions: iid, non-iid; seeds: {seeds}")
-    print(format_table(simulate(tasks, seeds)))
+    print(f"datasets: {', '.join(tasks)}; partitions: iid, non-iid; seeds: {seeds}; {policy}")
+    print(format_table(simulate(tasks, seeds, policy)))
 
 
 if __name__ == "__main__":

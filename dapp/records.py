@@ -148,3 +148,5 @@ class Submission:
     fingerprint: bytes | None = None
     #: ``dapp.copies.weights_sketch`` of the revealed model.
     sketch: bytes = b""
+    #: Paid at the close as an accepted model of a round with a shard (``dapp.settlement``).
+    reward: Amount = Amount(0)

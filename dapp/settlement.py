@@ -4,10 +4,10 @@
 the job's payout policy accepts some of the round's original (not copied) models and splits
 the round's budget (plus forfeited bonds) among them, and its aggregation rule makes the next
 global model of them (``dapp.policies``); without one, every original model gets an equal
-share and the global model stays. Remainders carry to the next round. After the last round,
-if nobody was accepted, what is left goes in equal shares to that round's original models;
-only what is still left then (division remainders, or a round without originals) goes back
-to the sponsor.
+share and the global model stays. Remainders carry to the next round. If nobody is accepted
+in the last round, what is left goes to the job's earlier winners in proportion to what they
+won (or, if nobody ever won, in equal shares to that round's original models); only what is
+still left then (division remainders, or nobody to pay) goes back to the sponsor.
 """
 
 from __future__ import annotations
@@ -50,22 +50,43 @@ def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:
     budget = Amount(rnd.budget + forfeited)
     if rnd.baseline is not None:
         winners, shares, carried = _split(job, rnd, originals, budget)
+        for sub, amount in zip(winners, shares, strict=True):
+            ctx.state.submissions[(jobId, round, sub.client)] = replace(sub, reward=amount)
         new_model = _aggregate(ctx, job, rnd, winners)
     else:  # no shard: models are checked, not scored, and originals share equally
         winners = originals
         shares, carried = payouts.equal(budget, len(winners))
         new_model = rnd.model_cid
-    payees = list(zip(winners, shares, strict=True))
+    payees = [(s.client, amount) for s, amount in zip(winners, shares, strict=True)]
     if not winners and rnd.index == job.spec.rounds - 1:
-        # Nobody accepted in the last round: what is left goes to its original models, not
-        # back to the sponsor (who knows the shards: a shard nobody can beat must not pay).
-        consolation, carried = payouts.equal(carried, len(originals))
-        payees = list(zip(originals, consolation, strict=True))
-    for sub, amount in payees:
+        payees, carried = _leftover(ctx, job, originals, carried)
+    for client, amount in payees:
         if amount:
-            ledger.pay(ctx, job.asset, sub.client, amount)
+            ledger.pay(ctx, job.asset, client, amount)
     _free_round_storage(ctx, job, rnd, subs, new_model)
     _finish_round(ctx, job, rnd, revealed, winners, payees, carried, new_model)
+
+
+def _leftover(
+    ctx: Context, job: Job, originals: list[Submission], leftover: Amount
+) -> tuple[list[tuple[str, Amount]], Amount]:
+    """Nobody accepted in the last round: what is left goes to the job's earlier winners in
+    proportion to what they won, or, if nobody ever won, in equal shares to the round's
+    original models. Not back to the sponsor, who knows the shards: a shard nobody can beat
+    must not pay the escrow back. Returns the payees and what is still left (refunded)."""
+    won: dict[str, int] = {}  # a local dict, filled in round then commit order
+    for index in range(job.spec.rounds - 1):
+        for client in ctx.state.rounds[(job.id, index)].committers:
+            reward = ctx.state.submissions[(job.id, index, client)].reward
+            if reward:
+                won[client] = won.get(client, 0) + reward
+    if won:
+        clients = list(won)
+        shares, rest = payouts.proportional(leftover, [won[c] for c in clients])
+    else:
+        clients = [s.client for s in originals]
+        shares, rest = payouts.equal(leftover, len(clients))
+    return list(zip(clients, shares, strict=True)), rest
 
 
 def _split(
@@ -154,7 +175,7 @@ def _finish_round(
     rnd: Round,
     revealed: list[Submission],
     winners: list[Submission],
-    payees: list[tuple[Submission, Amount]],
+    payees: list[tuple[str, Amount]],
     carried: Amount,
     new_model: str,
 ) -> None:
@@ -173,7 +194,7 @@ def _finish_round(
             [s.score or 0 for s in revealed],
             [s.client in winner_set for s in revealed],
             new_model,
-            [s.client for s, _ in payees],
+            [client for client, _ in payees],
             [amount for _, amount in payees],
             0 if last else carried,
             refund,
