@@ -192,6 +192,8 @@ class World:
     policy: Policy = field(default_factory=Policy)
     paid: dict[str, int] = field(default_factory=dict)
     refunded: int = 0
+    final: bytes = b""  # the last global model
+    balances: dict[str, int] = field(default_factory=dict)  # in-app, at the end (bonds)
 
     def send(self, sender: str, payload: bytes, advance_time: int = 1) -> Result:
         return self.net.send(sender, payload, advance_time=advance_time)
@@ -427,10 +429,11 @@ def _perfect(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> Rou
 
 
 # ---- playing a job ----------------------------------------------------------------------------
-def run_job(
+def play_job(
     task: Task, partition: str, seed: int, name: str, policy: Policy | None = None
-) -> dict[str, float]:
-    plan_of, addresses = STRATEGIES[name]
+) -> World:
+    """One whole job with strategy ``name``; the world records who was paid what."""
+    plan_of, _ = STRATEGIES[name]
     with InProcessMachine() as machine:
         world = make_world(task, partition, seed, machine)
         world.policy = policy or Policy()
@@ -445,11 +448,20 @@ def run_job(
         post_job(world, shards)
         for r in range(ROUNDS):
             play_round(world, r, shards[r], plan_of)
-        final = world.global_model()
+        world.final = world.global_model()
+        for who in (*HONEST, *ATTACKERS, SPONSOR_ALIAS):
+            world.balances[who] = int(world.net.query(f"balances/{who}")["ether"])
+    return world
+
+
+def run_job(
+    task: Task, partition: str, seed: int, name: str, policy: Policy | None = None
+) -> dict[str, float]:
+    world = play_job(task, partition, seed, name, policy)
     X, y = world.test
     test_shard = load_shard(shard_bytes(X, y), task.metric)
-    score = evaluate(final, test_shard, task.metric).score / 1e6
-    own = sum(world.paid.get(a, 0) for a in addresses)
+    score = evaluate(world.final, test_shard, task.metric).score / 1e6
+    own = sum(world.paid.get(a, 0) for a in STRATEGIES[name][1])
     return {
         "payout": float(own),
         "median": float(world.paid.get(MEDIAN, 0)),
@@ -511,9 +523,7 @@ def simulate(
         for task in tasks:
             for partition in ("iid", "non-iid"):
                 for seed in seeds:
-                    reference = run_job(
-                        task, partition, seed, "honest (median, reference)", policy
-                    )
+                    reference = run_job(task, partition, seed, "honest (median, reference)", policy)
                     outcome = (
                         reference
                         if name.startswith("honest")
