@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from bench.incentives import (
@@ -25,8 +26,18 @@ from bench.incentives import (
     load_task,
     play_job,
 )
+from deml_console import sdk
+from deml_console.datasets import shard_bytes
+from deml_console.sdk import Client
+from deml_protocol import inputs
+from deml_protocol.cid import compute_cid
+from deml_protocol.commitments import holdout_commitment
+from demo.marketplace import WINDOW, Market, salt_for
+from devnet.in_process import InProcessMachine
+from tests.machine_support import ALICE, BOB, Driver, error_of
 
 ATTACKER = ATTACKERS[0]
+CAROL, ERIN = "0x" + "c0" * 20, "0x" + "e0" * 20
 DEPOSIT = 10 * BOND  # each address's in-app ether before the job
 
 
@@ -135,3 +146,31 @@ def test_self_dealing_still_recovers_most_of_the_escrow(task: Task) -> None:
     world = play(task, "sponsor: self-dealing (fits the shard)")
     assert world.paid[SPONSOR_ALIAS] > ESCROW // 2
     assert world.paid[SPONSOR_ALIAS] > 5 * world.paid[MEDIAN]
+
+
+def test_an_invalid_shard_is_refused_and_the_sponsor_gets_nothing_back() -> None:
+    """The sponsor commits a shard the model cannot score (a label past its two classes):
+    its reveal is refused, so the round has no shard and every original model shares it."""
+    with InProcessMachine() as machine:
+        market = Market(Driver(machine), sponsor=ALICE, clients=[BOB, CAROL])
+        X, _ = market.federation.holdouts[0]
+        bad = shard_bytes(X, np.full(len(X), 2))
+        salt = salt_for("bad shard")
+        market.post(1000, holdoutCommitments=[holdout_commitment(compute_cid(bad), salt)])
+        trained = [market.train(i, market.initial_model) for i in range(2)]
+        for client, model in zip(market.clients, trained, strict=True):
+            market.commit(client, model, 0)
+        market.net.send(ERIN, b"\0\0\0\0", advance_time=WINDOW)
+        sponsor = Client(market.net, ALICE)
+        sponsor.upload(bad)
+        refused = market.net.send(ALICE, inputs.REVEAL_HOLDOUT.encode(1, 0, compute_cid(bad), salt))
+        assert error_of(refused) == "shard_model_mismatch"
+        market.net.send(ERIN, b"\0\0\0\0", advance_time=WINDOW)  # the holdout window ends
+        for client, model in zip(market.clients, trained, strict=True):
+            assert market.reveal(client, model, 0).status == "accepted"
+        market.net.send(ERIN, b"\0\0\0\0", advance_time=WINDOW)
+        closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(1, 0))
+        fields = sdk.notice(closed, "RoundClosed").fields
+        assert fields["holdoutRevealed"] is False
+        assert [c.lower() for c in fields["paid"]] == [BOB, CAROL]
+        assert list(fields["amounts"]) == [500, 500] and fields["refund"] == 0
