@@ -152,7 +152,8 @@ def test_an_invalid_shard_is_refused_and_the_sponsor_gets_nothing_back() -> None
     """The sponsor commits a shard the model cannot score (a label past its two classes):
     its reveal is refused, so the round has no shard and every original model shares it."""
     with InProcessMachine() as machine:
-        market = Market(Driver(machine), sponsor=ALICE, clients=[BOB, CAROL])
+        net = Driver(machine)
+        market = Market(net, sponsor=ALICE, clients=[BOB, CAROL])
         X, _ = market.federation.holdouts[0]
         bad = shard_bytes(X, np.full(len(X), 2))
         salt = salt_for("bad shard")
@@ -163,7 +164,7 @@ def test_an_invalid_shard_is_refused_and_the_sponsor_gets_nothing_back() -> None
         market.net.send(ERIN, b"\0\0\0\0", advance_time=WINDOW)
         sponsor = Client(market.net, ALICE)
         sponsor.upload(bad)
-        refused = market.net.send(ALICE, inputs.REVEAL_HOLDOUT.encode(1, 0, compute_cid(bad), salt))
+        refused = net.send(ALICE, inputs.REVEAL_HOLDOUT.encode(1, 0, compute_cid(bad), salt))
         assert error_of(refused) == "shard_model_mismatch"
         market.net.send(ERIN, b"\0\0\0\0", advance_time=WINDOW)  # the holdout window ends
         for client, model in zip(market.clients, trained, strict=True):
