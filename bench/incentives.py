@@ -22,7 +22,9 @@ For each strategy the table prints, over datasets, partitions and seeds:
 
 Deterministic: the same seeds give the same table (no wall clock, seeded numpy generators).
 
-Run: ``.venv/bin/python -m bench.incentives`` (all), ``--quick`` (one seed, two datasets).
+Run: ``.venv/bin/python -m bench.incentives`` (all), ``--quick`` (one seed, two datasets);
+``--payout``, ``--aggregation``, ``--trim-percent`` and ``--min-gain`` set every job's
+policies (default: proportional, fedavg, minGain 1).
 """
 
 from __future__ import annotations
@@ -77,15 +79,18 @@ LEARNING_RATE: Final = 0.3
 
 @dataclass(frozen=True)
 class Policy:
-    """The job's payout policy and aggregation rule (``dapp.policies``)."""
+    """The job's payout policy and aggregation rule (``dapp.policies``), and its minGain."""
 
     payout: str = "proportional"
     aggregation: str = "fedavg"
     trim_percent: int = 0
+    min_gain: int = 1
 
     def __str__(self) -> str:
         trim = f" {self.trim_percent}%" if self.aggregation == "trimmed_mean" else ""
-        return f"payout {self.payout}, aggregation {self.aggregation}{trim}"
+        return (
+            f"payout {self.payout}, aggregation {self.aggregation}{trim}, minGain {self.min_gain}"
+        )
 
 
 # ---- tasks: datasets and the model each job trains ------------------------------------------
@@ -271,7 +276,7 @@ def post_job(world: World, holdouts: list[bytes]) -> None:
         "commitSeconds": WINDOW,
         "holdoutSeconds": WINDOW,
         "revealSeconds": WINDOW,
-        "minGain": 1,
+        "minGain": world.policy.min_gain,
         "maxSubmissions": world.max_submissions,
         "commitBond": BOND,
         "payout": world.policy.payout,
@@ -569,8 +574,9 @@ def main() -> None:
     parser.add_argument("--payout", default="proportional", help="the jobs' payout policy")
     parser.add_argument("--aggregation", default="fedavg", help="the jobs' aggregation rule")
     parser.add_argument("--trim-percent", type=int, default=0, help="for trimmed_mean")
+    parser.add_argument("--min-gain", type=int, default=1, help="score units (ppm)")
     args = parser.parse_args()
-    policy = Policy(args.payout, args.aggregation, args.trim_percent)
+    policy = Policy(args.payout, args.aggregation, args.trim_percent, args.min_gain)
     tasks = (
         ["breast_cancer", "wine"] if args.quick else ["breast_cancer", "wine", "digits", "diabetes"]
     )
