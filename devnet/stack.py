@@ -149,6 +149,8 @@ class Devnet:
             "erc20_portal": addresses.ERC20_PORTAL,
             "reward_token": token,
             "accounts": chain.accounts(),
+            # Anvil's public test mnemonic: `deml --account N` signs as accounts[N].
+            "mnemonic": self.anvil.config.mnemonic,
             "contracts": rollups.addresses,
         }
 

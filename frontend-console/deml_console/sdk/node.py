@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 from eth_account import Account
@@ -122,9 +122,25 @@ def poll(condition: Callable[[], bool], *, every_s: float = 0.5) -> None:
 class NodeError(RuntimeError):
     """The node's JSON-RPC answered with an error."""
 
+    code: ClassVar[str] = "node_error"
+
 
 class NotClaimed(RuntimeError):
     """A voucher's epoch has no accepted claim yet: there is no proof to execute it with."""
+
+    code: ClassVar[str] = "not_claimed"
+
+
+class TransactionReverted(RuntimeError):
+    """A transaction this transport sent was mined but reverted."""
+
+    code: ClassVar[str] = "reverted"
+
+
+class NoKey(KeyError):
+    """Asked to sign as an account this transport has no key for."""
+
+    code: ClassVar[str] = "no_account"
 
 
 @dataclass
@@ -239,7 +255,7 @@ class NodeTransport:
         wait for its receipt; a reverted transaction raises."""
         account = self._keys.get(sender.lower())
         if account is None:
-            raise KeyError(f"no key for {sender}: this transport signs for {sorted(self._keys)}")
+            raise NoKey(f"no key for {sender}: this transport signs for {sorted(self._keys)}")
         params: TxParams = {"from": account.address, "value": Web3.to_wei(value, "wei")}
         params["nonce"] = self.web3.eth.get_transaction_count(account.address, "pending")
         tx = call.build_transaction(params)
@@ -247,7 +263,7 @@ class NodeTransport:
         tx_hash = self.web3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.web3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
-            raise RuntimeError(f"transaction {tx_hash.hex()} reverted")
+            raise TransactionReverted(f"transaction 0x{tx_hash.hex()} reverted")
         return receipt
 
     def _outcome(self, receipt: Mapping[str, Any]) -> InputOutcome:

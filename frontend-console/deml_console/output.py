@@ -1,0 +1,70 @@
+"""How a command shows its result: a Rich rendering for people, or ``--json`` for scripts.
+
+A command builds plain data (dicts, lists, strings, ints: what ``--json`` prints) and a
+function that renders it for a terminal; :meth:`Output.result` picks one. Progress and
+narration (:meth:`Output.say`, :meth:`Output.progress`) go to stderr, so stdout carries only
+the result and ``deml ... --json | jq`` always works.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+__all__ = ["Output", "table"]
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A Rich table with ``columns`` and ``rows`` (cells are shown with ``str``)."""
+    shown = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in columns:
+        shown.add_column(column, overflow="fold")
+    for row in rows:
+        shown.add_row(*("" if cell is None else str(cell) for cell in row))
+    return shown
+
+
+@dataclass
+class Output:
+    json_mode: bool = False
+    stdout: Console = field(default_factory=lambda: Console(soft_wrap=True))
+    stderr: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+
+    def result(self, data: Any, render: Callable[[Console], None] | None = None) -> None:
+        """Print the command's result: ``data`` as JSON, or ``render(console)``, or ``data``."""
+        if self.json_mode:
+            print(json.dumps(data, indent=2, default=str))
+        elif render is not None:
+            render(self.stdout)
+        else:
+            self.stdout.print(data)
+
+    def say(self, text: str) -> None:
+        """Narration for people (stderr; silent with ``--json``)."""
+        if not self.json_mode:
+            self.stderr.print(text, highlight=False)
+
+    @contextmanager
+    def progress(self, *, bytes_: bool = False) -> Iterator[Progress]:
+        """A Rich progress display on stderr (hidden with ``--json`` or when not a terminal)."""
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
+        columns += [DownloadColumn()] if bytes_ else [TextColumn("{task.completed}/{task.total}")]
+        columns.append(TimeRemainingColumn())
+        with Progress(
+            *columns, console=self.stderr, disable=self.json_mode, transient=True
+        ) as shown:
+            yield shown
