@@ -91,9 +91,9 @@ def test_payloads_from_the_command_line() -> None:
     got = payload_from_args("withdrawERC20(address,uint256)", [token, "0x10"])
     assert got == inputs.WITHDRAW_ERC20.encode(token, 16)
     assert payload_from_args("0xdeadbeef", []) == bytes.fromhex("deadbeef")
-    assert payload_from_args("f(uint8[],bool,string)", ["[1,2]", "true", "hi"])[:4] == bytes.fromhex(
-        Web3.keccak(text="f(uint8[],bool,string)")[:4].hex()
-    )
+    assert payload_from_args("f(uint8[],bool,string)", ["[1,2]", "true", "hi"])[
+        :4
+    ] == bytes.fromhex(Web3.keccak(text="f(uint8[],bool,string)")[:4].hex())
     for first, args in [
         ("withdrawEther(uint256)", []),
         ("withdrawEther(uint256)", ["five"]),
@@ -150,3 +150,136 @@ def test_anvil_mixed_mining_mines_transactions_at_once_and_idle_blocks() -> None
         idle = threading.Event()
         while web3.eth.block_number < receipt["blockNumber"] + 2:
             idle.wait(0.05)
+
+
+# ---- on the devnet -----------------------------------------------------------------------
+@pytest.mark.devnet
+def test_deposit_withdraw_outputs_and_execute(devnet: Devnet) -> None:
+    assert ok(devnet, "--account", "1", "deposit", "ether", "1")["status"] == "accepted"
+    sent = ok(devnet, "--account", "1", "send", "withdrawEther(uint256)", "5")
+    assert sent["vouchers"][0]["destination"] == ACCOUNT_1 and sent["vouchers"][0]["value"] == "5"
+    withdrawn = ok(devnet, "--account", "1", "withdraw", "ether", "0.5")
+    index = withdrawn["vouchers"][0]["index"]
+    assert withdrawn["vouchers"][0]["value"] == str(5 * 10**17)
+
+    mine = ok(devnet, "--account", "1", "outputs", "--mine")
+    assert {o["index"] for o in mine} >= {index, sent["vouchers"][0]["index"]}
+    assert ok(devnet, "outputs", "--input", str(withdrawn["input_index"]))[0]["index"] == index
+    assert ok(devnet, "--account", "2", "outputs", "--mine") == []
+    assert error(devnet, "--account", "1", "execute", str(index)) == "not_claimed"
+
+    wait_claimed(devnet, index)
+    web3 = node_transport(devnet).web3
+    before = web3.eth.get_balance(Web3.to_checksum_address(ACCOUNT_1))
+    # Anyone may execute a voucher; account 2 pays the gas, account 1 gets the ether.
+    assert ok(devnet, "--account", "2", "execute", str(index))[0]["result"] == "executed"
+    assert web3.eth.get_balance(Web3.to_checksum_address(ACCOUNT_1)) - before == 5 * 10**17
+    results = {r["index"]: r["result"] for r in ok(devnet, "--account", "1", "execute")}
+    assert results[index] == "already executed"
+    assert results[sent["vouchers"][0]["index"]] in ("executed", "already executed")
+    again = ok(devnet, "--account", "1", "execute", "--all")
+    assert {r["result"] for r in again} == {"already executed"}
+    listed = {o["index"]: o for o in ok(devnet, "outputs")}
+    assert listed[index]["claimed"] and listed[index]["executed"]
+
+
+@pytest.mark.devnet
+def test_erc20_deposit_and_inspect(devnet: Devnet) -> None:
+    got = ok(devnet, "--account", "2", "deposit", "erc20", "devnet", "12.5")
+    assert got["status"] == "accepted"
+    balances = ok(devnet, "inspect", f"balances/{ACCOUNT_2}")
+    token = str(devnet.info["reward_token"]).lower()
+    assert balances["erc20"][token] == str(125 * 10**17)
+    shown = deml(devnet, "inspect", "jobs")
+    assert shown.exit_code == 0 and json.loads(shown.stdout) == []
+    withdrawn = ok(devnet, "--account", "2", "withdraw", "erc20", "devnet", "2.5")
+    transfer = withdrawn["vouchers"][0]["erc20_transfer"]
+    assert transfer == {"to": ACCOUNT_2, "amount": str(25 * 10**17)}
+
+
+@pytest.mark.devnet
+def test_errors_a_user_can_act_on(devnet: Devnet) -> None:
+    assert error(devnet, "--account", "3", "withdraw", "ether", "1") == "insufficient_balance"
+    assert error(devnet, "--account", "3", "deposit", "ether", "100000") == "balance_too_low"
+    assert error(devnet, "--account", "3", "deposit", "erc20", "devnet", "1e9") == "balance_too_low"
+    assert error(devnet, "--account", "3", "deposit", "erc20", "0x12", "1") == "bad_token"
+    assert error(devnet, "--account", "3", "send", "0xdeadbeef") == "unknown_selector"
+    assert error(devnet, "--account", "3", "send", "withdrawEther(uint256)", "9") == (
+        "insufficient_balance"
+    )
+    assert error(devnet, "--account", "3", "send", "withdrawEther(uint256)") == "bad_call"
+    assert error(devnet, "send", "0x00") == "no_account"
+    assert error(devnet, "inspect", "jobs/999") == "no_such_job"
+    assert error(devnet, "inspect", "no/such/path") == "unknown_query"
+    assert error(devnet, "--account", "3", "execute", "99999") == "node_error"
+    assert error(devnet, "verify", "999") == "no_such_job"
+    assert error(devnet, "--rpc-url", "http://127.0.0.1:1", "outputs") == "unreachable"
+
+
+@pytest.mark.devnet
+def test_devnet_advance_time_mine_and_anvil_behind_the_node(devnet: Devnet) -> None:
+    moved = ok(devnet, "devnet", "advance-time", "3600")
+    assert moved["after"]["timestamp"] - moved["before"]["timestamp"] >= 3600
+    assert moved["after"]["block"] == moved["before"]["block"] + 1
+    head = ok(devnet, "devnet", "mine", "3")
+    assert head["block"] == moved["after"]["block"] + 3
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    reply = requests.post(str(devnet.info["anvil_url"]), json=body, timeout=10).json()
+    assert int(reply["result"], 16) == 31337
+
+
+def test_advance_time_refuses_a_chain_that_is_not_a_dev_chain(tmp_path: Path) -> None:
+    class Geth(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            data = json.dumps({"jsonrpc": "2.0", "id": 1, "result": "Geth/v1.14.0"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Geth)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(app, ["devnet", "advance-time", "60", "--rpc-url", url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error[not_dev_chain]: ") and "Geth" in result.stderr
+
+
+@pytest.mark.devnet
+def test_verify_recomputes_fedavg_and_checks_the_notice_on_chain(devnet: Devnet) -> None:
+    """A one-round job (two trained models and a copy): the RoundClosed notice's new global
+    model is the FedAvg of the accepted models, and validateOutput accepts the notice."""
+    accounts = list(devnet.info["accounts"])
+    net = node_transport(devnet)
+    market = Market(net, sponsor=accounts[5], clients=accounts[6:9])
+    holdout = market.job_spec()["holdoutCommitments"][:1]
+    job = market.post(10**18, holdoutCommitments=holdout)
+    models = [market.train(i, market.initial_model) for i in range(2)] + [market.initial_model]
+    for who, model in zip(market.clients, models, strict=True):
+        market.commit(who, model, 0)
+    net.send(market.sponsor, b"\0\0\0\0", advance_time=WINDOW)
+    market.reveal_holdout(0)
+    for who, model in zip(market.clients, models, strict=True):
+        market.reveal(who, model, 0)
+    net.send(market.sponsor, b"\0\0\0\0", advance_time=2 * WINDOW)
+    closed = ok(devnet, "--account", "7", "send", "closeRound(uint256,uint256)", str(job), "0")
+    notice = next(n for n in closed["notices"] if n["name"] == "RoundClosed")
+    assert len(notice["fields"]["paid"]) >= 1
+
+    checks = ok(devnet, "verify", str(job))
+    assert [(c["round"], c["aggregate"], c["on_chain"]) for c in checks] == [
+        (0, "ok", "not claimed yet")
+    ]
+    assert checks[0]["recomputed_cid"] == notice["fields"]["newModelCid"]
+    wait_claimed(devnet, checks[0]["notice_index"])
+    shown = deml(devnet, "verify", str(job))
+    assert shown.exit_code == 0, shown.output
+    assert "ok" in shown.stdout and "valid" in shown.stdout

@@ -235,7 +235,7 @@ def withdraw_erc20(token: Token, amount: Amount) -> None:
 
 @app.command("inspect")
 def inspect(
-    path: Annotated[str, typer.Argument(help="An inspect path, e.g. jobs, job/1, balances/0x..")],
+    path: Annotated[str, typer.Argument(help="An inspect path, e.g. jobs, jobs/1, balances/0x..")],
 ) -> None:
     """Ask the DApp a question (docs/protocol.md §5) and print its raw JSON reply; a
     rejection (e.g. not_found) prints its code and detail and exits 1."""
