@@ -12,7 +12,6 @@ from typing import Annotated, Any, ClassVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from eth_typing import ChecksumAddress
 from web3 import Web3
 
 from deml_protocol import queries
@@ -164,7 +163,7 @@ def deposit_ether(amount: Amount) -> None:
         _show(client.deposit_ether(wei), hint=f"deposited {format_units(wei)} ETH")
 
 
-def _token_address(session: Session, token: str) -> ChecksumAddress:
+def _token_address(session: Session, token: str) -> Any:  # a checksum address
     if token.lower() != "devnet":
         if not Web3.is_address(token):
             raise BadToken(f"{token!r} is not an address (0x and 40 hex digits) or `devnet`")
