@@ -4,6 +4,7 @@ the errors a user can act on, through the command line (CliRunner), as a user ty
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -19,8 +20,11 @@ from typer.testing import CliRunner, Result
 from web3 import Web3
 from web3.types import Wei
 
+from deml_console import verify as verify_module
 from deml_console.calls import BadCall, format_units, parse_amount, payload_from_args
 from deml_console.cli import app
+from deml_console.node_outputs import OutputReader
+from deml_console.verify import VERIFIABLE_POLICIES, aggregation_policy
 from deml_protocol import inputs
 from demo.marketplace import WINDOW, Market
 from demo.node_client import node_transport
@@ -212,7 +216,7 @@ def test_errors_a_user_can_act_on(devnet: Devnet) -> None:
     assert error(devnet, "send", "0x00") == "no_account"
     assert error(devnet, "inspect", "jobs/999") == "no_such_job"
     assert error(devnet, "inspect", "no/such/path") == "unknown_query"
-    assert error(devnet, "--account", "3", "execute", "99999") == "node_error"
+    assert error(devnet, "--account", "3", "execute", "99999") == "no_such_output"
     assert error(devnet, "verify", "999") == "no_such_job"
     assert error(devnet, "--rpc-url", "http://127.0.0.1:1", "outputs") == "unreachable"
 
@@ -255,7 +259,9 @@ def test_advance_time_refuses_a_chain_that_is_not_a_dev_chain(tmp_path: Path) ->
 
 
 @pytest.mark.devnet
-def test_verify_recomputes_fedavg_and_checks_the_notice_on_chain(devnet: Devnet) -> None:
+def test_verify_recomputes_fedavg_and_checks_the_notice_on_chain(
+    devnet: Devnet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A one-round job (two trained models and a copy): the RoundClosed notice's new global
     model is the FedAvg of the accepted models, and validateOutput accepts the notice."""
     accounts = list(devnet.info["accounts"])
@@ -284,3 +290,24 @@ def test_verify_recomputes_fedavg_and_checks_the_notice_on_chain(devnet: Devnet)
     shown = deml(devnet, "verify", str(job))
     assert shown.exit_code == 0, shown.output
     assert "ok" in shown.stdout and "valid" in shown.stdout
+
+    # The checks can fail: a notice altered by one bit is not in the claimed root ...
+    reader = OutputReader(node_transport(devnet))
+    real = reader.output(checks[0]["notice_index"])
+    forged = dataclasses.replace(real, raw=real.raw[:-1] + bytes([real.raw[-1] ^ 1]))
+    assert reader.is_valid_on_chain(real) and not reader.is_valid_on_chain(forged)
+    # ... and an aggregate that does not match is reported, exit 1.
+    monkeypatch.setattr(verify_module, "fedavg", lambda base, models: base + b"\0")
+    assert error(devnet, "verify", str(job)) == "verify_failed"
+    assert ok_or_failed(devnet, "verify", str(job))[0]["aggregate"] == "mismatch"
+
+
+def ok_or_failed(devnet: Devnet, *args: str) -> Any:
+    result = deml(devnet, *args, "--json")
+    return json.loads(result.stdout)
+
+
+def test_only_fedavg_jobs_are_recomputed() -> None:
+    assert aggregation_policy({}) == "fedavg"
+    assert aggregation_policy({"aggregation": "FedAvg"}) in VERIFIABLE_POLICIES
+    assert aggregation_policy({"aggregation": "trimmed_mean"}) not in VERIFIABLE_POLICIES

@@ -21,7 +21,7 @@ from web3 import Web3
 
 from deml_protocol.abi import selector_of
 
-__all__ = ["BadCall", "parse_amount", "payload_from_args"]
+__all__ = ["BadCall", "format_units", "parse_amount", "payload_from_args"]
 
 _SIGNATURE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 _ARRAY = re.compile(r"^(.*)\[(\d*)\]$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from web3 import Web3
 from web3.exceptions import ContractLogicError
@@ -18,10 +18,10 @@ from web3.exceptions import ContractLogicError
 from deml_protocol.notices import decode_notice
 from deml_protocol.outputs import decode_output, output_type
 
-from .sdk.node import NodeTransport
+from .sdk.node import NodeError, NodeTransport
 from .sdk.results import Notice, Voucher
 
-__all__ = ["NodeOutput", "OutputReader", "jsonable"]
+__all__ = ["NoSuchOutput", "NodeOutput", "OutputReader", "jsonable"]
 
 #: The Application contract's functions read here (Rollups 2.2.0 ABI, these entries only).
 APPLICATION_ABI: list[dict[str, Any]] = [
@@ -51,6 +51,12 @@ APPLICATION_ABI: list[dict[str, Any]] = [
     },
 ]
 _PAGE = 500
+
+
+class NoSuchOutput(LookupError):
+    """The node has no output with that index (yet)."""
+
+    code: ClassVar[str] = "no_such_output"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +133,14 @@ class OutputReader:
                 return
 
     def output(self, index: int) -> NodeOutput:
-        got = self.transport.rpc(
-            "cartesi_getOutput", application=self.transport.app, output_index=hex(index)
-        )
+        try:
+            got = self.transport.rpc(
+                "cartesi_getOutput", application=self.transport.app, output_index=hex(index)
+            )
+        except NodeError as exc:
+            raise NoSuchOutput(
+                f"the node has no output {index} ({exc}); `deml outputs` lists them"
+            ) from exc
         return _decoded(got["data"])
 
     def inputs_sent_by(self, address: str) -> set[int]:

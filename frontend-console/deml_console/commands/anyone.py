@@ -100,11 +100,12 @@ def render_outcome(data: dict[str, Any]) -> Any:
             fields = ", ".join(f"{k}={v}" for k, v in n["fields"].items())
             console.print(f"  notice {n['index']} {n['name']}: {escape(fields)}")
         for v in data["vouchers"]:
-            what = v.get("erc20_transfer") or {"to": v["destination"], "amount": v["value"]}
-            console.print(
-                f"  voucher {v['index']}: pays {what['amount']} to {what['to']}"
-                + (f" (token {v['destination']})" if "erc20_transfer" in v else " wei")
-            )
+            if "erc20_transfer" in v:
+                what = v["erc20_transfer"]
+                paid = f"{what['amount']} of token {v['destination']} to {what['to']}"
+            else:
+                paid = f"{format_units(int(v['value']))} ETH to {v['destination']}"
+            console.print(f"  voucher {v['index']}: pays {paid}")
         for r in data["reports"]:
             console.print(f"  report: {escape(r)}")
 

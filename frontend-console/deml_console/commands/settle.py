@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..calls import format_units
 from ..cli import app, current, reporting_errors
 from ..node_outputs import NodeOutput, OutputReader, jsonable
 from ..output import table
@@ -31,7 +32,8 @@ def _describe(output: NodeOutput) -> str:
         transfer = output.voucher.erc20_transfer()
         if transfer is not None:
             return f"pays {transfer[1]} of token {output.voucher.destination} to {transfer[0]}"
-        return f"pays {output.voucher.value} wei to {output.voucher.destination}"
+        ether = format_units(output.voucher.value)
+        return f"pays {ether} ETH ({output.voucher.value} wei) to {output.voucher.destination}"
     return f"{output.kind} (not decoded)"
 
 
