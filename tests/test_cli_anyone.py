@@ -311,3 +311,11 @@ def test_only_fedavg_jobs_are_recomputed() -> None:
     assert aggregation_policy({}) == "fedavg"
     assert aggregation_policy({"aggregation": "FedAvg"}) in VERIFIABLE_POLICIES
     assert aggregation_policy({"aggregation": "trimmed_mean"}) not in VERIFIABLE_POLICIES
+
+
+@pytest.mark.devnet
+def test_every_key_of_devnet_json_is_documented(devnet: Devnet) -> None:
+    written = json.loads((devnet.config.state_dir / "devnet.json").read_text())
+    table = (Path(__file__).parents[1] / "docs" / "devnet.md").read_text()
+    table = table[table.index("### devnet.json") :]
+    assert [key for key in written if f"`{key}`" not in table] == []
