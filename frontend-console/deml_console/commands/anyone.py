@@ -7,12 +7,14 @@ in :mod:`deml_console.commands.settle`.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from web3 import Web3
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from deml_protocol import queries
 from deml_protocol.errors import InsufficientBalance
@@ -164,18 +166,38 @@ def deposit_ether(amount: Amount) -> None:
         _show(client.deposit_ether(wei), hint=f"deposited {format_units(wei)} ETH")
 
 
-def _token_address(session: Session, token: str) -> Any:  # a checksum address
-    if token.lower() != "devnet":
-        if not Web3.is_address(token):
-            raise BadToken(f"{token!r} is not an address (0x and 40 hex digits) or `devnet`")
-        return Web3.to_checksum_address(token)
-    if not session.settings.reward_token:
-        raise BadToken("no devnet reward token in the settings: give the token's address")
-    return Web3.to_checksum_address(session.settings.reward_token)
-
-
 class BadToken(ValueError):
     code: ClassVar[str] = "bad_token"
+
+
+@dataclass(frozen=True)
+class Erc20:
+    address: Any  # a checksum address
+    contract: Any
+    decimals: int
+
+    def units(self, amount: str) -> int:
+        return parse_amount(amount, decimals=self.decimals)
+
+    def shown(self, units: int) -> str:
+        return f"{format_units(units, decimals=self.decimals)} of token {self.address}"
+
+
+def _erc20(session: Session, token: str) -> Erc20:
+    """TOKEN (an address, or ``devnet``: the devnet's reward token), checked on chain."""
+    if token.lower() == "devnet":
+        if not session.settings.reward_token:
+            raise BadToken("no devnet reward token in the settings: give the token's address")
+        token = session.settings.reward_token
+    if not Web3.is_address(token):
+        raise BadToken(f"{token!r} is not an address (0x and 40 hex digits) or `devnet`")
+    address = Web3.to_checksum_address(token)
+    contract = session.transport().web3.eth.contract(address=address, abi=_ERC20_ABI)
+    try:
+        decimals = int(contract.functions.decimals().call())
+    except (BadFunctionCallOutput, ContractLogicError) as exc:
+        raise BadToken(f"{address} is not an ERC-20 on this chain (no decimals())") from exc
+    return Erc20(address, contract, decimals)
 
 
 @deposit_app.command("erc20")
@@ -184,16 +206,17 @@ def deposit_erc20(token: Token, amount: Amount) -> None:
     with reporting_errors():
         session = current().session()
         client = session.client(signing=True)
-        address = _token_address(session, token)
-        erc20 = session.transport().web3.eth.contract(address=address, abi=_ERC20_ABI)
-        units = parse_amount(amount, decimals=int(erc20.functions.decimals().call()))
-        held = int(erc20.functions.balanceOf(Web3.to_checksum_address(client.account)).call())
+        erc20 = _erc20(session, token)
+        units = erc20.units(amount)
+        owner = Web3.to_checksum_address(client.account)
+        held = int(erc20.contract.functions.balanceOf(owner).call())
         if held < units:
             raise BalanceTooLow(
-                f"{client.account} holds {held} base units of token {address}; depositing "
-                f"{units} needs more. Get tokens first, or deposit less"
+                f"{client.account} holds {erc20.shown(held)}; depositing {amount} needs more. "
+                "Get tokens first, or deposit less"
             )
-        _show(client.deposit_erc20(address, units), hint=f"deposited {units} base units")
+        outcome = client.deposit_erc20(erc20.address, units)
+        _show(outcome, hint=f"deposited {erc20.shown(units)}")
 
 
 def _check_in_app(session: Session, asset: str, units: int) -> None:
@@ -225,12 +248,11 @@ def withdraw_erc20(token: Token, amount: Amount) -> None:
     """Withdraw ERC-20 tokens from your balance in the application: the DApp emits a voucher."""
     with reporting_errors():
         session = current().session()
-        address = _token_address(session, token)
-        erc20 = session.transport().web3.eth.contract(address=address, abi=_ERC20_ABI)
-        units = parse_amount(amount, decimals=int(erc20.functions.decimals().call()))
-        _check_in_app(session, address.lower(), units)
+        erc20 = _erc20(session, token)
+        units = erc20.units(amount)
+        _check_in_app(session, str(erc20.address).lower(), units)
         client = session.client(signing=True)
-        _show(client.withdraw_erc20(address, units), hint=_EXECUTE_HINT)
+        _show(client.withdraw_erc20(erc20.address, units), hint=_EXECUTE_HINT)
 
 
 @app.command("inspect")
