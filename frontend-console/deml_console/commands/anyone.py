@@ -125,9 +125,14 @@ def _show(outcome: Outcome, *, hint: str | None = None) -> None:
 @app.command("send")
 def send(
     payload: Annotated[
-        str, typer.Argument(help="0x-hex bytes, or an ABI signature like 'withdrawEther(uint256)'.")
+        str,
+        typer.Argument(
+            help="0x-hex bytes, or an ABI signature like 'withdrawEther(uint256)'.",
+        ),
     ],
-    args: Annotated[list[str] | None, typer.Argument(help="The signature's arguments.")] = None,
+    args: Annotated[
+        list[str] | None, typer.Argument(metavar="ARG", help="The signature's arguments.")
+    ] = None,
 ) -> None:
     """Send any input through the InputBox and print its outcome (notices, vouchers, reports).
 

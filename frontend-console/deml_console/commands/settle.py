@@ -114,7 +114,8 @@ def _execute_one(reader: OutputReader, output: NodeOutput, sender: str) -> str:
 @app.command("execute")
 def execute(
     indexes: Annotated[
-        list[int] | None, typer.Argument(help="Output indexes of vouchers (anyone's).")
+        list[int] | None,
+        typer.Argument(metavar="INDEX", help="Output indexes of vouchers (anyone's)."),
     ] = None,
     every: Annotated[
         bool,
