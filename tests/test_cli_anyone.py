@@ -334,3 +334,21 @@ def test_every_key_of_devnet_json_is_documented(devnet: Devnet) -> None:
     table = (Path(__file__).parents[1] / "docs" / "devnet.md").read_text()
     table = table[table.index("### devnet.json") :]
     assert [key for key in written if f"`{key}`" not in table] == []
+
+
+@pytest.mark.devnet
+def test_an_idle_devnet_still_claims_its_epochs(tmp_path: Path) -> None:
+    """With interval mining (what `python -m devnet up` runs), nobody needs to send anything
+    after a withdrawal for its voucher to become executable."""
+    config = DevnetConfig(state_dir=tmp_path / "idle", port=0, epoch_length=4, block_time_s=0.2)
+    with Devnet(config) as idle:
+        assert ok(idle, "--account", "1", "deposit", "ether", "1")["status"] == "accepted"
+        index = ok(idle, "--account", "1", "withdraw", "ether", "1")["vouchers"][0]["index"]
+        net = node_transport(idle)
+
+        def claimed() -> bool:
+            got = net.rpc("cartesi_getOutput", application=net.app, output_index=hex(index))
+            return got["data"]["output_hashes_siblings"] is not None
+
+        idle.wait_until(claimed)  # no transaction, no mining by hand
+        assert ok(idle, "--account", "1", "execute")[0]["result"] == "executed"
