@@ -1,7 +1,7 @@
 """``deml verify JOB``: recompute a job's global models and check its notices on chain.
 
-For each closed round: the ``RoundClosed`` notice says who was paid (the accepted models, in
-the order the DApp averaged them) and the new global model's CID. The check fetches each
+For each closed round: the ``RoundClosed`` notice says whose models were accepted (in the
+order the DApp averaged them) and the new global model's CID. The check fetches each
 accepted model by CID from the DApp (checked against the CID), recomputes FedAvg over them in
 the job's initial graph (:mod:`deml_console.aggregation`), and compares the result's CID with
 the notice's, and the notice with the DApp's own record of the round. Then the notice itself
@@ -51,7 +51,7 @@ def aggregation_policy(job: Any) -> str:
     """The job's aggregation policy name, lowercase; FedAvg for DApps that have no choice."""
     for key in ("aggregation", "aggregation_policy", "policy"):
         if isinstance(job.get(key), str):
-            return str(job[key]).lower().replace("-", "").replace("_", "")
+            return str(job[key]).lower()
     return "fedavg"
 
 
@@ -67,11 +67,15 @@ def _round_closed_notices(reader: OutputReader, job_id: int) -> dict[int, NodeOu
 
 def _recompute(client: Client, initial_model: bytes, rnd: Any, fields: dict[str, Any]) -> str:
     """The CID the round's new global model must have."""
-    paid = [str(address).lower() for address in fields["paid"]]
-    if not fields["holdoutRevealed"] or not paid:
+    # The accepted models, in the order the DApp averaged them (its revealed order). Not
+    # `paid`: payees need not be this round's winners (a last round nobody wins pays earlier
+    # winners with a newer DApp).
+    clients, flags = fields["clients"], fields["accepted"]
+    winners = [str(c).lower() for c, is_accepted in zip(clients, flags, strict=True) if is_accepted]
+    if not fields["holdoutRevealed"] or not winners:
         return str(rnd["model_cid"])  # no shard or no winner: the global model stays
     by_client = {s["client"].lower(): s["model_cid"] for s in rnd["submissions"]}
-    models = (client.fetch_blob(str(by_client[address])) for address in paid)
+    models = (client.fetch_blob(str(by_client[address])) for address in winners)
     return compute_cid(fedavg(initial_model, models))
 
 
