@@ -22,7 +22,9 @@ For each strategy the table prints, over datasets, partitions and seeds:
 
 Deterministic: the same seeds give the same table (no wall clock, seeded numpy generators).
 
-Run: ``.venv/bin/python -m bench.incentives`` (all), ``--quick`` (one seed, two datasets).
+Run: ``.venv/bin/python -m bench.incentives`` (all), ``--quick`` (one seed, two datasets);
+``--payout``, ``--aggregation``, ``--trim-percent`` and ``--min-gain`` set every job's
+policies (default: proportional, fedavg, minGain 1).
 """
 
 from __future__ import annotations
@@ -73,6 +75,22 @@ ESCROW: Final = 10**9
 BOND: Final = 10**6
 EPOCHS: Final = 30
 LEARNING_RATE: Final = 0.3
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The job's payout policy and aggregation rule (``dapp.policies``), and its minGain."""
+
+    payout: str = "proportional"
+    aggregation: str = "fedavg"
+    trim_percent: int = 0
+    min_gain: int = 1
+
+    def __str__(self) -> str:
+        trim = f" {self.trim_percent}%" if self.aggregation == "trimmed_mean" else ""
+        return (
+            f"payout {self.payout}, aggregation {self.aggregation}{trim}, minGain {self.min_gain}"
+        )
 
 
 # ---- tasks: datasets and the model each job trains ------------------------------------------
@@ -176,8 +194,11 @@ class World:
     test: tuple[Array, npt.NDArray[Any]]
     job_id: int = 0
     max_submissions: int = 16
+    policy: Policy = field(default_factory=Policy)
     paid: dict[str, int] = field(default_factory=dict)
     refunded: int = 0
+    final: bytes = b""  # the last global model
+    balances: dict[str, int] = field(default_factory=dict)  # in-app, at the end (bonds)
 
     def send(self, sender: str, payload: bytes, advance_time: int = 1) -> Result:
         return self.net.send(sender, payload, advance_time=advance_time)
@@ -255,9 +276,12 @@ def post_job(world: World, holdouts: list[bytes]) -> None:
         "commitSeconds": WINDOW,
         "holdoutSeconds": WINDOW,
         "revealSeconds": WINDOW,
-        "minGain": 1,
+        "minGain": world.policy.min_gain,
         "maxSubmissions": world.max_submissions,
         "commitBond": BOND,
+        "payout": world.policy.payout,
+        "aggregation": world.policy.aggregation,
+        "trimPercent": world.policy.trim_percent,
     }
     result = world.net.deposit_ether(SPONSOR, ESCROW, inputs.CREATE_JOB.encode(**spec))
     assert result.status == "accepted" and not result.reports, result.reports
@@ -410,10 +434,14 @@ def _perfect(world: World, r: int, base: bytes, honest: dict[str, bytes]) -> Rou
 
 
 # ---- playing a job ----------------------------------------------------------------------------
-def run_job(task: Task, partition: str, seed: int, name: str) -> dict[str, float]:
-    plan_of, addresses = STRATEGIES[name]
+def play_job(
+    task: Task, partition: str, seed: int, name: str, policy: Policy | None = None
+) -> World:
+    """One whole job with strategy ``name``; the world records who was paid what."""
+    plan_of, _ = STRATEGIES[name]
     with InProcessMachine() as machine:
         world = make_world(task, partition, seed, machine)
+        world.policy = policy or Policy()
         if name.startswith("round filler"):
             world.max_submissions = 5
         for who in (*HONEST, *ATTACKERS, SPONSOR_ALIAS):
@@ -425,11 +453,20 @@ def run_job(task: Task, partition: str, seed: int, name: str) -> dict[str, float
         post_job(world, shards)
         for r in range(ROUNDS):
             play_round(world, r, shards[r], plan_of)
-        final = world.global_model()
+        world.final = world.global_model()
+        for who in (*HONEST, *ATTACKERS, SPONSOR_ALIAS):
+            world.balances[who] = int(world.net.query(f"balances/{who}")["ether"])
+    return world
+
+
+def run_job(
+    task: Task, partition: str, seed: int, name: str, policy: Policy | None = None
+) -> dict[str, float]:
+    world = play_job(task, partition, seed, name, policy)
     X, y = world.test
     test_shard = load_shard(shard_bytes(X, y), task.metric)
-    score = evaluate(final, test_shard, task.metric).score / 1e6
-    own = sum(world.paid.get(a, 0) for a in addresses)
+    score = evaluate(world.final, test_shard, task.metric).score / 1e6
+    own = sum(world.paid.get(a, 0) for a in STRATEGIES[name][1])
     return {
         "payout": float(own),
         "median": float(world.paid.get(MEDIAN, 0)),
@@ -481,7 +518,9 @@ def fair_pay(reference: dict[str, float]) -> float:
     return ESCROW / len(HONEST)
 
 
-def simulate(task_names: list[str], seeds: list[int]) -> list[tuple[str, dict[str, float]]]:
+def simulate(
+    task_names: list[str], seeds: list[int], policy: Policy | None = None
+) -> list[tuple[str, dict[str, float]]]:
     tasks = [load_task(name) for name in task_names]
     rows = []
     for name in STRATEGIES:
@@ -489,11 +528,11 @@ def simulate(task_names: list[str], seeds: list[int]) -> list[tuple[str, dict[st
         for task in tasks:
             for partition in ("iid", "non-iid"):
                 for seed in seeds:
-                    reference = run_job(task, partition, seed, "honest (median, reference)")
+                    reference = run_job(task, partition, seed, "honest (median, reference)", policy)
                     outcome = (
                         reference
                         if name.startswith("honest")
-                        else run_job(task, partition, seed, name)
+                        else run_job(task, partition, seed, name, policy)
                     )
                     denominator = fair_pay(reference)
                     own = outcome["median"] if name.startswith("honest") else outcome["payout"]
@@ -532,13 +571,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed, two datasets")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--payout", default="proportional", help="the jobs' payout policy")
+    parser.add_argument("--aggregation", default="fedavg", help="the jobs' aggregation rule")
+    parser.add_argument("--trim-percent", type=int, default=0, help="for trimmed_mean")
+    parser.add_argument("--min-gain", type=int, default=1, help="score units (ppm)")
     args = parser.parse_args()
+    policy = Policy(args.payout, args.aggregation, args.trim_percent, args.min_gain)
     tasks = (
         ["breast_cancer", "wine"] if args.quick else ["breast_cancer", "wine", "digits", "diabetes"]
     )
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
-    print(f"datasets: {', '.join(tasks)}; partitions: iid, non-iid; seeds: {seeds}")
-    print(format_table(simulate(tasks, seeds)))
+    print(f"datasets: {', '.join(tasks)}; partitions: iid, non-iid; seeds: {seeds}; {policy}")
+    print(format_table(simulate(tasks, seeds, policy)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """A job's parameters as posted: every rule a spec must pass before anything is escrowed.
 
 The argument names are the ABI's (``deml_protocol.inputs.JOB_SPEC``). Checks run cheapest
-first; the last one compiles the initial model's graph and checks that one evaluation of a
-full shard fits the work and memory budgets, so a job that is accepted can always be scored.
+first; the last ones compile the initial model's graph and check that one evaluation of a
+full shard fits the work and memory budgets, so a job that is accepted can always be scored,
+and that the aggregation rule can take a round's worth of its models (``dapp.policies``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Final
 
 from deml_protocol.errors import InvalidJobSpec
 
+from . import policies
 from .blobs import canonical_cid
 from .context import Context
 from .records import Amount, JobSpec
-from .scoring import check_budgets, parse_metric
+from .scoring import check_budgets, parse_metric, scorer_for
 from .shards import MAX_SHARD_ROWS
 
 __all__ = [
@@ -45,25 +47,31 @@ def parse_spec(
     minGain: int,
     maxSubmissions: int,
     commitBond: int,
+    payout: str,
+    aggregation: str,
+    trimPercent: int,
 ) -> JobSpec:
     """Check a spec as posted and return it as a record."""
     metric_enum = parse_metric(metric)
-    rounds = len(holdoutCommitments)
-    _check_range("rounds (one holdout commitment each)", rounds, 1, MAX_ROUNDS)
-    _check_range("holdoutRows", holdoutRows, 1, MAX_SHARD_ROWS)
-    for name, seconds in (
-        ("commitSeconds", commitSeconds),
-        ("holdoutSeconds", holdoutSeconds),
-        ("revealSeconds", revealSeconds),
-    ):
-        _check_range(name, seconds, 1, MAX_WINDOW_S)
-    _check_range("maxSubmissions", maxSubmissions, 1, MAX_SUBMISSIONS_PER_ROUND)
-    if len(recipe.encode()) > MAX_RECIPE_BYTES:
-        raise InvalidJobSpec(f"recipe is {len(recipe.encode())} bytes; at most {MAX_RECIPE_BYTES}")
-    if len(set(holdoutCommitments)) != rounds or bytes(32) in holdoutCommitments:
+    policies.payout(payout)  # a policy this DApp has, or unknown_policy
+    rule = policies.aggregation(aggregation)
+    _check_sizes(
+        rounds=len(holdoutCommitments),
+        holdout_rows=holdoutRows,
+        windows_s=(commitSeconds, holdoutSeconds, revealSeconds),
+        max_submissions=maxSubmissions,
+        recipe=recipe,
+    )
+    if len(set(holdoutCommitments)) != len(holdoutCommitments) or bytes(32) in holdoutCommitments:
         raise InvalidJobSpec("holdout commitments must be distinct and non-zero, one per round")
     model_cid = canonical_cid(modelCid)
     check_budgets(ctx, model_cid, holdoutRows)  # parses and compiles the graph: any flaw shows
+    weights = scorer_for(ctx, model_cid).graph.weights
+    rule.check(
+        trim_percent=trimPercent,
+        max_models=maxSubmissions,
+        weight_bytes=sum(array.nbytes for array in weights.values()),
+    )
     return JobSpec(
         model_cid=model_cid,
         recipe=recipe,
@@ -76,7 +84,28 @@ def parse_spec(
         min_gain=minGain,
         max_submissions=maxSubmissions,
         commit_bond=Amount(commitBond),
+        payout=payout,
+        aggregation=aggregation,
+        trim_percent=trimPercent,
     )
+
+
+def _check_sizes(
+    *,
+    rounds: int,
+    holdout_rows: int,
+    windows_s: tuple[int, int, int],
+    max_submissions: int,
+    recipe: str,
+) -> None:
+    _check_range("rounds (one holdout commitment each)", rounds, 1, MAX_ROUNDS)
+    _check_range("holdoutRows", holdout_rows, 1, MAX_SHARD_ROWS)
+    names = ("commitSeconds", "holdoutSeconds", "revealSeconds")
+    for name, seconds in zip(names, windows_s, strict=True):
+        _check_range(name, seconds, 1, MAX_WINDOW_S)
+    _check_range("maxSubmissions", max_submissions, 1, MAX_SUBMISSIONS_PER_ROUND)
+    if len(recipe.encode()) > MAX_RECIPE_BYTES:
+        raise InvalidJobSpec(f"recipe is {len(recipe.encode())} bytes; at most {MAX_RECIPE_BYTES}")
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

@@ -1,6 +1,7 @@
-"""How a round's budget is split. Integers only: every validator pays the same wei.
+"""How a round's budget is split: the integer arithmetic the payout policies share
+(``dapp.policies``). Integers only: every validator pays the same wei.
 
-Both rules floor each share and return the remainder, which the round carries forward (to
+Both splits floor each share and return the remainder, which the round carries forward (to
 the next round's budget, or to the sponsor's refund after the last round), so
 ``sum(shares) + remainder == budget`` always holds.
 """
@@ -10,6 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .records import Amount
+
+
+def beats_baseline(gains: Sequence[int], *, min_gain: int) -> list[bool]:
+    """A gain over the baseline of at least ``max(min_gain, 1)``: even with ``minGain = 0`` a
+    model must strictly beat the round's global model to be accepted."""
+    need = max(min_gain, 1)
+    return [gain >= need for gain in gains]
 
 
 def proportional(budget: Amount, gains: Sequence[int]) -> tuple[list[Amount], Amount]:
@@ -24,7 +32,7 @@ def proportional(budget: Amount, gains: Sequence[int]) -> tuple[list[Amount], Am
 
 
 def equal(budget: Amount, count: int) -> tuple[list[Amount], Amount]:
-    """Equal shares: the sponsor never revealed the shard, so every passing model is paid."""
+    """Equal shares, floored; the remainder is returned."""
     if count == 0:
         return [], budget
     share = Amount(budget // count)

@@ -72,6 +72,11 @@ class JobSpec:
     min_gain: int
     max_submissions: int
     commit_bond: Amount
+    #: Names in ``dapp.policies``: how a round's budget is split, how winners are combined.
+    payout: str = "proportional"
+    aggregation: str = "fedavg"
+    #: ``trimmed_mean``: percent of the models cut at each end, per weight; else 0.
+    trim_percent: int = 0
 
     @property
     def rounds(self) -> int:
@@ -143,3 +148,5 @@ class Submission:
     fingerprint: bytes | None = None
     #: ``dapp.copies.weights_sketch`` of the revealed model.
     sketch: bytes = b""
+    #: Paid at the close as an accepted model of a round with a shard (``dapp.settlement``).
+    reward: Amount = Amount(0)

@@ -162,10 +162,13 @@ def handle_reveal_submission(
 
 
 def _copies_an_earlier_model(ctx: Context, job_id: int, index: int, fingerprint: bytes) -> bool:
-    """The same weights as a global model of the job, or as a model shown in an earlier
-    round. Same-round peers are told apart at the close, by commit order (``dapp.copies``)."""
+    """The same weights as a global model of the job, or as a model *someone else* showed in
+    an earlier round. Same-round peers are told apart at the close, by commit order
+    (``dapp.copies``). Your own earlier model is yours: when the global model did not move
+    (no shard, or nobody accepted), training again on the same data may give the same bytes,
+    and that is no copy."""
     owner = ctx.state.fingerprints.get((job_id, fingerprint))
-    if owner is None:
+    if owner is None or owner == ctx.sender:
         return False
     if owner == "global":
         return True

@@ -1,11 +1,13 @@
 """Closing a round (``docs/architecture.md`` §3 step 6): acceptance, payouts, the next model.
 
 ``closeRound`` may be sent by anyone once the reveal window is over. With a revealed shard,
-the models that beat the baseline by at least the job's minimum gain share the round's
-budget (plus forfeited bonds) in proportion to their gain, and their FedAvg becomes the next
-global model; without one, every revealed model that passed the checks gets an equal share
-and the global model stays. Remainders carry to the next round, or go back to the sponsor
-after the last.
+the job's payout policy accepts some of the round's original (not copied) models and splits
+the round's budget (plus forfeited bonds) among them, and its aggregation rule makes the next
+global model of them (``dapp.policies``); without one, every original model gets an equal
+share and the global model stays. Remainders carry to the next round. If nobody is accepted
+in the last round, what is left goes to the job's earlier winners in proportion to what they
+won (or, if nobody ever won, in equal shares to that round's original models); only what is
+still left then (division remainders, or nobody to pay) goes back to the sponsor.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from dataclasses import replace
 from deml_protocol import notices
 from deml_protocol.errors import RoundNotOver
 
-from . import ledger, payouts, storage
+from . import ledger, payouts, policies, storage
 from .blobs import store_derived_blob
 from .context import Context
 from .copies import later_copies
-from .fedavg import fedavg
 from .jobs import open_round
-from .records import Amount, Job, Round, Score, Submission
+from .records import Amount, Job, Round, Submission
 from .rounds import current_round
 from .scoring import checked_model, scorer_for, weights_fingerprint
 
@@ -39,6 +40,7 @@ def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:
     revealed = sorted(
         (s for s in subs if s.model_cid is not None), key=lambda s: s.reveal_input or 0
     )
+    originals = [s for s in revealed if not s.is_copy]
     # Bonds come back to revealed originals; unrevealed commitments and copies forfeit theirs
     # into the budget (filling a round with copies costs a bond a slot).
     for sub in subs:
@@ -47,20 +49,58 @@ def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:
     forfeited = sum(s.bond for s in subs if s.model_cid is None or s.is_copy)
     budget = Amount(rnd.budget + forfeited)
     if rnd.baseline is not None:
-        winners = _accepted(revealed, rnd.baseline, job.spec.min_gain)
-        shares, carried = payouts.proportional(
-            budget, [(s.score or 0) - rnd.baseline for s in winners]
-        )
+        winners, shares, carried = _split(job, rnd, originals, budget)
+        for sub, amount in zip(winners, shares, strict=True):
+            ctx.state.submissions[(jobId, round, sub.client)] = replace(sub, reward=amount)
         new_model = _aggregate(ctx, job, rnd, winners)
-    else:  # no shard: models are checked, not scored, and passing ones share equally
-        winners = [s for s in revealed if not s.is_copy]
+    else:  # no shard: models are checked, not scored, and originals share equally
+        winners = originals
         shares, carried = payouts.equal(budget, len(winners))
         new_model = rnd.model_cid
-    for sub, amount in zip(winners, shares, strict=True):
+    payees = [(s.client, amount) for s, amount in zip(winners, shares, strict=True)]
+    if not winners and rnd.index == job.spec.rounds - 1:
+        payees, carried = _leftover(ctx, job, originals, carried)
+    for client, amount in payees:
         if amount:
-            ledger.pay(ctx, job.asset, sub.client, amount)
+            ledger.pay(ctx, job.asset, client, amount)
     _free_round_storage(ctx, job, rnd, subs, new_model)
-    _finish_round(ctx, job, rnd, revealed, winners, shares, carried, new_model)
+    _finish_round(ctx, job, rnd, revealed, winners, payees, carried, new_model)
+
+
+def _leftover(
+    ctx: Context, job: Job, originals: list[Submission], leftover: Amount
+) -> tuple[list[tuple[str, Amount]], Amount]:
+    """Nobody accepted in the last round: what is left goes to the job's earlier winners in
+    proportion to what they won, or, if nobody ever won, in equal shares to the round's
+    original models. Not back to the sponsor, who knows the shards: a shard nobody can beat
+    must not pay the escrow back. Returns the payees and what is still left (refunded)."""
+    won: dict[str, int] = {}  # a local dict, filled in round then commit order
+    for index in range(job.spec.rounds - 1):
+        for client in ctx.state.rounds[(job.id, index)].committers:
+            reward = ctx.state.submissions[(job.id, index, client)].reward
+            if reward:
+                won[client] = won.get(client, 0) + reward
+    if won:
+        clients = list(won)
+        shares, rest = payouts.proportional(leftover, [won[c] for c in clients])
+    else:
+        clients = [s.client for s in originals]
+        shares, rest = payouts.equal(leftover, len(clients))
+    return list(zip(clients, shares, strict=True)), rest
+
+
+def _split(
+    job: Job, rnd: Round, originals: list[Submission], budget: Amount
+) -> tuple[list[Submission], list[Amount], Amount]:
+    """The job's payout policy: who of the round's scored originals is accepted, and how
+    ``budget`` is split among them (``dapp.policies``)."""
+    policy = policies.payout(job.spec.payout)
+    baseline = rnd.baseline or 0
+    scored = [s for s in originals if s.score is not None]
+    flags = policy.accept([(s.score or 0) - baseline for s in scored], min_gain=job.spec.min_gain)
+    winners = [s for s, is_accepted in zip(scored, flags, strict=True) if is_accepted]
+    shares, carried = policy.split(budget, [(s.score or 0) - baseline for s in winners])
+    return winners, shares, carried
 
 
 def _free_round_storage(
@@ -111,20 +151,19 @@ def _forget_fingerprints(ctx: Context, job: Job) -> None:
                 ctx.state.fingerprints.pop((job.id, fingerprint), None)
 
 
-def _accepted(revealed: list[Submission], baseline: Score, min_gain: int) -> list[Submission]:
-    """Beat the baseline by at least ``max(min_gain, 1)``; copies never count."""
-    need = max(min_gain, 1)
-    return [
-        s for s in revealed if not s.is_copy and s.score is not None and s.score - baseline >= need
-    ]
-
-
 def _aggregate(ctx: Context, job: Job, rnd: Round, winners: list[Submission]) -> str:
     if not winners:
         return rnd.model_cid
     graph_cid = job.spec.model_cid
     models = (checked_model(ctx, graph_cid, s.model_cid or "") for s in winners)  # one at a time
-    new_cid = store_derived_blob(ctx, fedavg(scorer_for(ctx, graph_cid).graph, models))
+    rule = policies.aggregation(job.spec.aggregation)
+    aggregated = rule.aggregate(
+        scorer_for(ctx, graph_cid).graph,
+        models,
+        count=len(winners),
+        trim_percent=job.spec.trim_percent,
+    )
+    new_cid = store_derived_blob(ctx, aggregated)
     fingerprint = weights_fingerprint(checked_model(ctx, graph_cid, new_cid))
     ctx.state.fingerprints.setdefault((job.id, fingerprint), "global")
     return new_cid
@@ -136,7 +175,7 @@ def _finish_round(
     rnd: Round,
     revealed: list[Submission],
     winners: list[Submission],
-    shares: list[Amount],
+    payees: list[tuple[str, Amount]],
     carried: Amount,
     new_model: str,
 ) -> None:
@@ -155,8 +194,8 @@ def _finish_round(
             [s.score or 0 for s in revealed],
             [s.client in winner_set for s in revealed],
             new_model,
-            [s.client for s in winners],
-            shares,
+            [client for client, _ in payees],
+            [amount for _, amount in payees],
             0 if last else carried,
             refund,
         )
@@ -165,7 +204,7 @@ def _finish_round(
     job = replace(
         job,
         global_model_cid=new_model,
-        paid=Amount(job.paid + sum(shares)),
+        paid=Amount(job.paid + sum(amount for _, amount in payees)),
         carried=Amount(0) if last else carried,
         refunded=Amount(job.refunded + refund),
     )

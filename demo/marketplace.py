@@ -60,6 +60,9 @@ class Market:
             "minGain": 1,
             "maxSubmissions": 8,
             "commitBond": 0,
+            "payout": "proportional",
+            "aggregation": "fedavg",
+            "trimPercent": 0,
         }
         return spec | overrides
 

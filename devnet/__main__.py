@@ -43,7 +43,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         state_dir=Path(args.state_dir),
         port=args.port,
         epoch_length=args.epoch_length,
-        block_time_s=args.block_time,
+        block_time_s=args.block_time or None,
     )
     devnet = Devnet(config)
     stop = threading.Event()
@@ -64,6 +64,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"devnet ready in {info['startup_seconds']} s")
     for key in (
         "rpc_url",
+        "anvil_url",
         "inspect_url",
         "jsonrpc_url",
         "application",
@@ -142,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--block-time",
         type=float,
-        default=None,
-        help="seconds per block (default: a block per transaction)",
+        default=2.0,
+        help="a block every N seconds besides one per transaction, so an idle devnet still "
+        "closes and claims its epochs (default 2, like `cartesi run`; 0: only a block per "
+        "transaction)",
     )
     node = sub.add_parser("node", help="run only the node against a deployed app")
     node.add_argument("--config", required=True, help="devnet.json written by `up`")

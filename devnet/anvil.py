@@ -55,11 +55,15 @@ class AnvilNotInstalled(AnvilError):
 
 @dataclass(frozen=True, slots=True)
 class AnvilConfig:
-    """How to run anvil. ``block_time_s=None`` means automine: one block per transaction."""
+    """How to run anvil. ``block_time_s=None`` means automine: one block per transaction.
+    With ``block_time_s`` a block is mined every that many seconds; ``mixed_mining`` keeps
+    automine on as well (anvil ``--mixed-mining``): transactions are still mined at once, and
+    an idle chain still moves on (what ``cartesi run``'s devnet does)."""
 
     chain_id: int = DEV_CHAIN_ID
     mnemonic: str = DEFAULT_MNEMONIC
     block_time_s: float | None = None
+    mixed_mining: bool = False
     hardfork: str | None = None
     accounts: int = 10
     balance_eth: int = 10_000
@@ -185,6 +189,8 @@ class Anvil:
         ]
         if cfg.block_time_s is not None:
             cmd += ["--block-time", f"{cfg.block_time_s:g}"]
+            if cfg.mixed_mining:
+                cmd.append("--mixed-mining")
         if cfg.hardfork is not None:
             cmd += ["--hardfork", cfg.hardfork]
         if cfg.state_path is not None:

@@ -3,6 +3,8 @@
 - ``POST /inspect/<app name or address>``: the raw body is the inspect payload; the reply is
   ``{"status", "exception"?, "reports": [{"payload"}], "processed_input_count"}``.
 - ``POST /rpc``: JSON-RPC 2.0 with the node v2 methods (:mod:`devnet.rpc`).
+- ``POST /anvil``: the chain's JSON-RPC, forwarded as is to anvil (``cartesi run`` serves
+  anvil at ``<node>/anvil`` too), when the API is given ``chain_url``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import requests
+
 from devnet.guest_server import MachineHalted, Result
 from devnet.rpc import INVALID_PARAMS, RpcFailure, RpcMethods
 
@@ -21,6 +25,8 @@ log = logging.getLogger("devnet.api")
 
 INSPECT_BODY_LIMIT = 2 << 20  # the machine's rx buffer
 RPC_BODY_LIMIT = 1 << 20
+CHAIN_BODY_LIMIT = 8 << 20  # a contract deployment through /anvil can be large
+CHAIN_TIMEOUT_S = 30.0
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INTERNAL_ERROR = -32603
@@ -35,8 +41,10 @@ class NodeApi:
         app_names: tuple[str, ...],
         host: str = "127.0.0.1",
         port: int = 0,
+        chain_url: str | None = None,
     ) -> None:
         self.rpc = rpc
+        self.chain_url = chain_url
         self.inspect = inspect
         self.app_names = tuple(name.lower() for name in app_names)
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
@@ -74,6 +82,21 @@ class NodeApi:
         reports = [{"payload": "0x" + r.hex()} for r in result.reports]
         count = int(self.rpc.processed_count(app)["data"], 16)
         return 200, {"status": status, "reports": reports, "processed_input_count": count}
+
+    def forward_to_chain(self, body: bytes) -> tuple[int, bytes]:
+        """``POST /anvil``: the body to the chain's JSON-RPC, its reply back unchanged."""
+        if self.chain_url is None:
+            return 404, b"no chain behind this node API"
+        try:
+            got = requests.post(
+                self.chain_url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=CHAIN_TIMEOUT_S,
+            )
+        except requests.RequestException as exc:
+            return 502, f"the chain at {self.chain_url} did not answer: {exc}".encode()
+        return got.status_code, got.content
 
     def handle_rpc(self, body: bytes) -> Any:
         try:
@@ -138,6 +161,11 @@ def _handler(api: NodeApi) -> type[BaseHTTPRequestHandler]:
                 if length > RPC_BODY_LIMIT:
                     return self._send(413, "payload too large")
                 return self._send(200, api.handle_rpc(self.rfile.read(length)))
+            if self.path.rstrip("/") == "/anvil":
+                if length > CHAIN_BODY_LIMIT:
+                    return self._send(413, "payload too large")
+                code, data = api.forward_to_chain(self.rfile.read(length))
+                return self._send_bytes(code, data)
             self._send(404, "not found")
 
         def do_GET(self) -> None:  # noqa: N802
@@ -146,8 +174,11 @@ def _handler(api: NodeApi) -> type[BaseHTTPRequestHandler]:
         def _send(self, code: int, reply: Any) -> None:
             is_text = isinstance(reply, str)
             data = reply.encode() if is_text else json.dumps(reply).encode()
+            self._send_bytes(code, data, "text/plain" if is_text else "application/json")
+
+        def _send_bytes(self, code: int, data: bytes, kind: str = "application/json") -> None:
             self.send_response(code)
-            self.send_header("Content-Type", "text/plain" if is_text else "application/json")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -41,6 +41,9 @@ class DevnetConfig:
     state_dir: Path = Path(".devnet")
     port: int = 6751
     epoch_length: int = 10
+    #: A block every this many seconds besides one per transaction (anvil's mixed mining), so
+    #: an idle devnet still ends its epochs and the node claims them. None: one block per
+    #: transaction only (tests that count blocks). ``python -m devnet up`` defaults to 2 s.
     block_time_s: float | None = None
     app_name: str = "deml"
 
@@ -69,7 +72,8 @@ class Devnet:
         state_dir = self.config.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self.anvil = Anvil(
-            AnvilConfig(block_time_s=self.config.block_time_s), log_path=state_dir / "anvil.log"
+            AnvilConfig(block_time_s=self.config.block_time_s, mixed_mining=True),
+            log_path=state_dir / "anvil.log",
         ).start()
         chain = Chain(self.anvil.url)
         owner = chain.accounts()[0]
@@ -116,6 +120,7 @@ class Devnet:
             inspect=node.inspect,
             app_names=(config.name, config.application),
             port=self.config.port,
+            chain_url=config.rpc_url,
         ).start()
         self._thread = threading.Thread(target=self._run_node, name="node", daemon=True)
         self._thread.start()
@@ -137,6 +142,7 @@ class Devnet:
             "chain_id": chain.chain_id(),
             "rpc_url": self.anvil.url,
             "node_url": self.api.url,
+            "anvil_url": f"{self.api.url}/anvil",
             "inspect_url": f"{self.api.url}/inspect/{node.application}",
             "jsonrpc_url": f"{self.api.url}/rpc",
             "application_name": node.name,
@@ -144,6 +150,7 @@ class Devnet:
             "authority": node.authority,
             "deployment_block": node.deployment_block,
             "epoch_length": node.epoch_length,
+            "block_time": self.config.block_time_s,
             "input_box": addresses.INPUT_BOX,
             "ether_portal": addresses.ETHER_PORTAL,
             "erc20_portal": addresses.ERC20_PORTAL,

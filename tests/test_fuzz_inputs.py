@@ -28,7 +28,7 @@ def random_value(rng: random.Random, abi_type: str) -> Any:
         return [random_value(rng, abi_type[:-2]) for _ in range(rng.randint(0, 3))]
     if abi_type.startswith("uint"):
         top = 2 ** int(abi_type[4:] or 256) - 1
-        return rng.choice([0, 1, 2, min(10**18, top), top, rng.randint(0, 1000)])
+        return rng.choice([0, 1, 2, min(10**18, top), top, rng.randint(0, min(1000, top))])
     if abi_type == "address":
         return rng.choice(["0x" + "00" * 20, "0x" + "a1" * 20, addresses.ETHER_PORTAL])
     if abi_type == "bytes32":

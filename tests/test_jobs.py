@@ -1,6 +1,6 @@
 """Jobs and rounds on the real DApp process behind the guest API server (fast, no chain).
 
-The same scenario runs on the real devnet in ``test_marketplace_devnet.py``.
+The whole marketplace scenario, on every transport, is ``test_scenarios.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from deml_console.sdk import Client, Outcome
 from deml_protocol import inputs, queries
 from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import submission_commitment
-from deml_protocol.errors import NotFound
 from demo.marketplace import WINDOW, salt_for
 from demo.marketplace import Market as _Market
 from devnet.guest_server import Result
@@ -69,43 +68,6 @@ def play_round(market: Market, round_index: int, models: list[bytes]) -> Result:
     closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, round_index))
     assert closed.status == "accepted", closed.reports
     return closed
-
-
-def test_two_rounds_pay_the_honest_and_not_the_copier(market: Market) -> None:
-    escrow = 3 * ETH + 1
-    market.post(escrow, metric="log_loss")
-    net, paid = market.net, []
-    global_model = market.initial_model
-    baselines = []
-    for round_index in (0, 1):
-        models = [market.train(i, global_model) for i in range(3)] + [global_model]
-        closed = play_round(market, round_index, models)
-        result = notice(closed, "RoundClosed")
-        baselines.append(result["baseline"])
-        assert [c.lower() for c in result["paid"]] == [BOB, CAROL, DAVE]
-        assert list(result["accepted"]) == [True, True, True, False]  # ERIN copied the global model
-        assert all(amount > 0 for amount in result["amounts"])
-        paid += vouchers(closed)
-        new_cid = result["newModelCid"]
-        assert net.query(f"models/{market.job_id}/latest")["cid"] == new_cid
-        global_model = _stored_model(market, new_cid, models[:3])
-    final = net.query(f"jobs/{market.job_id}/rounds/1")
-    assert final["baseline"] > baselines[0]  # the aggregated model scores better
-    assert all(dest != ERIN for dest, _ in paid)
-    assert sum(value for _, value in paid) == escrow  # payouts + refund == escrow, exactly
-    job = net.ask(queries.JOB, job_id=market.job_id)
-    assert job["status"] == "finished" and job["current_round"] == job["rounds"] == 2
-    assert [r["closed"] for r in job["opened_rounds"]] == [True, True]
-    assert int(job["paid"]) + int(job["refunded"]) == escrow
-    with pytest.raises(NotFound):  # a typed error, decoded from the rejection report
-        net.ask(queries.ROUND, job_id=market.job_id, round=2)
-    # Archived out of the hot state: the copy-check sketches at each close, the finished
-    # job's revealed weights at its last (only its global models' fingerprints stay).
-    state = market.net.machine.dapp.state  # type: ignore[attr-defined]
-    job_subs = [s for (j, _, _), s in state.submissions.items() if j == market.job_id]
-    assert len(job_subs) == 8 and all(s.sketch == b"" for s in job_subs)
-    owners = {owner for (j, _), owner in state.fingerprints.items() if j == market.job_id}
-    assert owners == {"global"}
 
 
 def _stored_model(market: _Market, cid: str, models: list[bytes]) -> bytes:
@@ -435,7 +397,10 @@ def test_resubmitting_the_new_global_model_is_a_copy(market: Market) -> None:
     market.reveal(DAVE, new_global, 1)
     wait(market, WINDOW)
     closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 1))
-    assert list(notice(closed, "RoundClosed")["paid"]) == []  # a copy is never paid
+    result = notice(closed, "RoundClosed")
+    # a copy is never paid: the last round's budget goes to round 0's winners instead
+    assert [c.lower() for c in result["paid"]] == [BOB, CAROL]
+    assert result["refund"] <= 1
 
 
 def test_every_query_decodes_from_a_real_reply(market: Market) -> None:

@@ -23,6 +23,9 @@ LAYERS: dict[str, int] = {
     # 0: leaves: records and pure machinery that knows nothing of the state
     **dict.fromkeys(["records", "config", "rollup", "metrics", "onnx_checks"], 0),
     **dict.fromkeys(["work_budget", "payouts", "shards", "fedavg", "evaluation", "copies"], 0),
+    # 0: the policies a job chooses (``dapp.policies`` names them): pure, state-free
+    **dict.fromkeys(["policies", "payout_proportional", "payout_equal", "coordinatewise"], 0),
+    **dict.fromkeys(["aggregate_fedavg", "aggregate_median", "aggregate_trimmed_mean"], 0),
     "state": 1,
     **dict.fromkeys(["context", "snapshot"], 2),
     # 3: the rules

@@ -1,6 +1,6 @@
 """The client SDK (``deml_console.sdk``) on the in-process DApp: typed rejections by code,
 decoded notices and vouchers, typed query replies, and a whole small job through ``Client``
-alone. The same client runs against the real node in ``test_marketplace_devnet.py``."""
+alone. The same client runs against the real node in ``test_scenarios.py``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,9 @@ def spec(model_cid: str, shard_cid: str) -> dict[str, object]:
         "minGain": 1,
         "maxSubmissions": 4,
         "commitBond": 0,
+        "payout": "proportional",
+        "aggregation": "fedavg",
+        "trimPercent": 0,
     }
 
 

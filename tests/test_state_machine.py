@@ -73,6 +73,20 @@ TOKEN2 = "0x" + "71" * 20
 ACTORS = [ALICE, BOB, CAROL]
 ASSETS = [addresses.ETHER, TOKEN, TOKEN2]
 WINDOW = 100  # seconds, each of commit / holdout / reveal
+#: (payout, aggregation, trimPercent): every policy, and a few a job must refuse.
+POLICIES = [
+    ("proportional", "fedavg", 0),
+    ("proportional", "fedavg", 0),
+    ("equal", "median", 0),
+    ("proportional", "trimmed_mean", 34),
+    ("equal", "trimmed_mean", 1),
+    ("proportional", "median", 0),
+    ("greedy", "fedavg", 0),
+    ("equal", "krum", 0),
+    ("proportional", "fedavg", 10),
+    ("proportional", "trimmed_mean", 50),
+]
+GOOD_POLICIES = POLICIES[:6]
 FEATURES = 4
 #: Small quotas and a short upload TTL, so quota and expiry paths are reachable.
 ENV = {
@@ -355,9 +369,17 @@ class DAppMachine(RuleBasedStateMachine):
         max_submissions=st.sampled_from([2, 8]),
         min_gain=st.sampled_from([0, 1]),
         token=st.booleans(),
+        policy=st.sampled_from(GOOD_POLICIES),
     )
     def post_a_good_job(
-        self, rounds: int, metric: str, bond: int, max_submissions: int, min_gain: int, token: bool
+        self,
+        rounds: int,
+        metric: str,
+        bond: int,
+        max_submissions: int,
+        min_gain: int,
+        token: bool,
+        policy: tuple[str, str, int],
     ) -> None:
         """Every run starts with a live job (and funded clients), so runs go deep."""
         asset = TOKEN if token else addresses.ETHER
@@ -375,6 +397,7 @@ class DAppMachine(RuleBasedStateMachine):
             min_gain,
             "initial",
             "holdout",
+            policy,
         )
 
     @rule(
@@ -447,6 +470,7 @@ class DAppMachine(RuleBasedStateMachine):
         max_submissions=st.sampled_from([1, 2, 8]),
         min_gain=st.sampled_from([0, 1, 10**9]),
         model=st.sampled_from(["initial", "initial", "wrong_graph", "not_onnx"]),
+        policy=st.sampled_from(POLICIES),
     )
     def post_job(
         self,
@@ -461,6 +485,7 @@ class DAppMachine(RuleBasedStateMachine):
         max_submissions: int,
         min_gain: int,
         model: str,
+        policy: tuple[str, str, int],
     ) -> None:
         indexes = [data.draw(st.integers(0, 2)) for _ in range(rounds)]
         salt_name = data.draw(st.sampled_from(["holdout", "holdout", "other"]))
@@ -478,6 +503,7 @@ class DAppMachine(RuleBasedStateMachine):
             min_gain,
             model,
             salt_name,
+            policy,
         )
 
     def _post(
@@ -493,6 +519,7 @@ class DAppMachine(RuleBasedStateMachine):
         min_gain: int,
         model: str,
         salt_name: str,
+        policy: tuple[str, str, int],
     ) -> None:
         m = material()
         shards = [m["shards"][i] for i in indexes]
@@ -512,6 +539,9 @@ class DAppMachine(RuleBasedStateMachine):
             "minGain": min_gain,
             "maxSubmissions": max_submissions,
             "commitBond": bond,
+            "payout": policy[0],
+            "aggregation": policy[1],
+            "trimPercent": policy[2],
         }
         if via == "deposit":
             call = inputs.CREATE_JOB.encode(**spec)
@@ -667,8 +697,12 @@ class DAppMachine(RuleBasedStateMachine):
         uploader, cid = data.draw(st.sampled_from(sorted(self.state.uploads)))
         self.send(BOB, inputs.DROP_UPLOAD.encode(uploader, cid), 401 if jump else 1)
 
-    @rule(shard=st.integers(0, 2), second=st.sampled_from(["half", "noisy"]))
-    def play_a_paying_round(self, shard: int, second: str) -> None:
+    @rule(
+        shard=st.integers(0, 2),
+        second=st.sampled_from(["half", "noisy"]),
+        policy=st.sampled_from(GOOD_POLICIES),
+    )
+    def play_a_paying_round(self, shard: int, second: str, policy: tuple[str, str, int]) -> None:
         """A one-round job that two clients win, from posting to the close, in one step: the
         deep path is reached whatever else was drawn, and the other rules play around it."""
         job_id = self.state.counters.get("next_job_id", 1)
@@ -684,6 +718,7 @@ class DAppMachine(RuleBasedStateMachine):
             1,
             "initial",
             "holdout",
+            policy,
         )
         if job_id not in self.state.jobs:
             return  # not posted (the blob quota is full, or ALICE's balance would overflow)
@@ -714,6 +749,8 @@ class DAppMachine(RuleBasedStateMachine):
             assert sum(amount for _, _, amount in sent) == after.paid + after.refunded - before
             winners = {holder for _, holder, _ in sent if holder != job.sponsor}
             SEEN[f"closeRound: winners paid {min(len(winners), 2)}"] += 1
+            if after.global_model_cid != job.global_model_cid:
+                SEEN[f"closeRound: aggregated by {job.spec.aggregation}"] += 1
 
     @rule(
         who=st.sampled_from(ACTORS),
@@ -765,7 +802,9 @@ class DAppMachine(RuleBasedStateMachine):
 def test_dapp_state_machine() -> None:
     run_state_machine_as_test(DAppMachine, settings=PROFILE)
     reached = " | ".join(SEEN)
-    for deep in ("accepted: revealHoldout", "accepted: revealSubmission", "winners paid 2"):
+    deep_paths = ["accepted: revealHoldout", "accepted: revealSubmission", "winners paid 2"]
+    deep_paths += [f"aggregated by {rule}" for rule in ("fedavg", "median", "trimmed_mean")]
+    for deep in deep_paths:
         assert deep in reached, f"the runs never reached {deep!r}: the rules need a nudge"
 
 

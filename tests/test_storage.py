@@ -88,6 +88,9 @@ def post_job(net: Driver, rounds: int) -> tuple[int, list[bytes]]:
         "minGain": 1,
         "maxSubmissions": 8,
         "commitBond": BOND,
+        "payout": "proportional",
+        "aggregation": "fedavg",
+        "trimPercent": 0,
     }
     result = net.deposit_ether(ALICE, 1000, inputs.CREATE_JOB.encode(**spec))
     assert result.status == "accepted" and not result.reports, result.reports

@@ -63,6 +63,9 @@ SPEC_OPTIONS: Final = (
     SpecOption("minGain", "--min-gain", int, 1, "Score units a model must beat the baseline by."),
     SpecOption("maxSubmissions", "--max-submissions", int, 16, "Commitments per round."),
     SpecOption("commitBond", "--bond", int, 0, "Bond per commitment, base units of the asset."),
+    SpecOption("payout", "--payout", str, "proportional", "Budget split: proportional|equal."),
+    SpecOption("aggregation", "--aggregation", str, "fedavg", "fedavg|median|trimmed_mean."),
+    SpecOption("trimPercent", "--trim-percent", int, 0, "trimmed_mean: % cut at each end."),
 )
 #: Fields ``deml job create`` computes from its other options.
 COMPUTED_FIELDS: Final = ("modelCid", "recipe", "holdoutRows", "holdoutCommitments")

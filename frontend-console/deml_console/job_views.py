@@ -83,7 +83,9 @@ def render_show(console: Console, data: dict[str, Any]) -> None:
         f"windows: commit {describe_seconds(job['commit_seconds'])}, "
         f"holdout {describe_seconds(job['holdout_seconds'])}, "
         f"reveal {describe_seconds(job['reveal_seconds'])}"
-        f"; a model must beat the baseline by {job['min_gain']}",
+        f"; a model must beat the baseline by {job['min_gain']}; payout {job['payout']}, "
+        f"aggregation {job['aggregation']}"
+        + (f" ({job['trim_percent']}% trimmed)" if job["aggregation"] == "trimmed_mean" else ""),
         highlight=False,
     )
     if job["status"] == "open" and job["opened_rounds"]:

@@ -28,6 +28,7 @@ import numpy.typing as npt
 import onnx
 
 from .model_zoo import get_weights, with_weights
+from .plots import MissingExtra
 
 __all__ = ["TrainingError", "TrainRecipe", "train_model"]
 
@@ -84,6 +85,12 @@ def train_model(
     on_epoch: OnEpoch | None = None,
 ) -> bytes:
     """The job's graph with weights trained on ``(X, y)`` from the model's own weights."""
+    try:
+        import sklearn  # noqa: F401  (here only to say what is missing)
+    except ImportError as exc:
+        raise MissingExtra(
+            "training needs scikit-learn: pip install 'deml-console[train]'"
+        ) from exc
     weights = get_weights(model)
     kind, layers = _kind(model)
     features = np.asarray(X, dtype=np.float64)

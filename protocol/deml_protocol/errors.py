@@ -100,6 +100,7 @@ __all__ = [
     "TooManyUploads",
     "UnknownError",
     "UnknownMetric",
+    "UnknownPolicy",
     "UnknownQuery",
     "UnknownSelector",
     "UploadExpired",
@@ -537,6 +538,12 @@ class InsufficientBalance(FundsError):
 # ---- job spec ------------------------------------------------------------------------------
 class InvalidJobSpec(JobSpecError):
     code = "invalid_job_spec"
+
+
+class UnknownPolicy(JobSpecError):
+    """The spec names a payout policy or an aggregation rule this DApp does not have."""
+
+    code = "unknown_policy"
 
 
 # ---- internal ------------------------------------------------------------------------------

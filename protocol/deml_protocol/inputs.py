@@ -38,6 +38,9 @@ JOB_SPEC: Final = (
     ("minGain", "uint64"),  # score units a model must beat the baseline by
     ("maxSubmissions", "uint32"),  # per round
     ("commitBond", "uint256"),  # per commitment, in the job's asset
+    ("payout", "string"),  # how a round's budget is split: proportional | equal
+    ("aggregation", "string"),  # how winners make the next model: fedavg | median | trimmed_mean
+    ("trimPercent", "uint8"),  # trimmed_mean: % of models cut per weight at each end; else 0
 )
 CREATE_JOB: Final = method("createJob", *JOB_SPEC)
 CREATE_JOB_FROM_BALANCE: Final = method(

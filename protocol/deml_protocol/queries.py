@@ -157,6 +157,9 @@ class JobReply(JobSummary):
     min_gain: int
     max_submissions: int
     commit_bond: str
+    payout: str
+    aggregation: str
+    trim_percent: int
     created_ts: int
     carried: str
     paid: str
