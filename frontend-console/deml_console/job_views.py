@@ -134,10 +134,11 @@ def render_status(console: Console, data: dict[str, Any]) -> None:
     )
 
 
-def render_closed(console: Console, fields: dict[str, Any]) -> None:
+def render_closed(console: Console, fields: dict[str, Any], asset: dict[str, Any]) -> None:
     console.print(
-        f"round {fields['round']} of job {fields['jobId']} closed: baseline {fields['baseline']}, "
-        f"new model {fields['newModelCid'] or '(unchanged)'}",
+        f"round {fields['round']} of job {fields['jobId']} closed: "
+        + (f"baseline {fields['baseline']}, " if fields["holdoutRevealed"] else "no shard, ")
+        + f"new model {fields['newModelCid'] or '(unchanged)'}",
         highlight=False,
     )
     rows = [
@@ -146,9 +147,12 @@ def render_closed(console: Console, fields: dict[str, Any]) -> None:
     ]
     if rows:
         console.print(table(None, ("client", "score", "accepted"), rows))
-    paid = [(_short(w), a) for w, a in zip(fields["paid"], fields["amounts"], strict=True)]
+    paid = [
+        (_short(w), _amount(a, asset))
+        for w, a in zip(fields["paid"], fields["amounts"], strict=True)
+    ]
     if paid:
-        console.print(table(None, ("paid", "amount (base units)"), paid))
+        console.print(table(None, ("paid", "amount"), paid))
 
 
 def render_jobs(console: Console, rows: list[dict[str, Any]]) -> None:

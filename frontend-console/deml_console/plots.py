@@ -62,5 +62,6 @@ def _scores(axes: Any, data: dict[str, Any]) -> dict[str, str]:
         ylabel="score (higher is better)",
     )
     axes.set_xticks(range(job["rounds"]))
+    axes.set_xlim(-0.5, job["rounds"] - 0.5)
     axes.legend(fontsize="small")
     return color

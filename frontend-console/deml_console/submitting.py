@@ -180,6 +180,8 @@ def _reveal(step: Step, rnd: Any, record: Submission, model: bytes) -> Submissio
             out=step.out,
             label=f"round {rnd['round']}: the end of the commit window",
         )
+    if step.clock() >= rnd["reveal_end_ts"]:  # nothing left to do: spend no upload on it
+        raise WindowNotOpen(f"round {rnd['round']}: the reveal window has closed")
     if not record.is_uploaded:
         record = _uploaded(step, record, model)
 

@@ -197,8 +197,9 @@ def close(job_id: JobId, round_index: RoundOpt = None) -> None:
         _, client, transport = _connect(signing=True)
         job = client.job(job_id)
         fields = _close_round(client, transport, _round_of(job, round_index))
+        asset = asset_of(transport, job["asset"]).view()
         current().output.result(
-            job_views.jsonable(fields), lambda c: job_views.render_closed(c, fields)
+            job_views.jsonable(fields), lambda c: job_views.render_closed(c, fields, asset)
         )
 
 
