@@ -73,16 +73,66 @@ def is_near(model: ParsedModel, base: ParsedModel) -> bool:
 
 
 def later_copies(in_commit_order: Sequence[Submission]) -> set[str]:
-    """The clients whose revealed model copies one committed earlier in the round."""
+    """The clients whose revealed model copies one committed earlier in the round.
+
+    Each model is compared with all the earlier originals at once (one array operation per
+    step, not one per pair): a close compares up to 256 x 255 / 2 pairs, and the emulator
+    pays for every Python-level step. The result is :func:`_near`'s, pair by pair."""
     copies: set[str] = set()
-    originals: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+    originals = _Originals(len(in_commit_order))
     for sub in in_commit_order:
         sketch = _read(sub.sketch)
-        if any(_near(sketch, original) for original in originals):
+        if originals.any_near(sketch):
             copies.add(sub.client)
         else:
-            originals.append(sketch)
+            originals.add(sketch)
     return copies
+
+
+class _Originals:
+    """The round's originals so far: sketches of one size as the rows of two arrays (those of
+    another size, which one graph never gives, are kept aside and compared one by one)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.count = capacity, 0
+        self.positions: npt.NDArray[np.int64] | None = None
+        self.values: npt.NDArray[np.float64] | None = None
+        self.others: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+
+    def add(self, sketch: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]) -> None:
+        positions, values = sketch
+        if self.positions is None:
+            self.positions = np.empty((self.capacity, positions.size), dtype=np.int64)
+            self.values = np.empty((self.capacity, positions.size), dtype=np.float64)
+        if positions.size != self.positions.shape[1] or self.values is None:
+            self.others.append(sketch)
+            return
+        self.positions[self.count], self.values[self.count] = positions, values
+        self.count += 1
+
+    def any_near(self, sketch: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]) -> bool:
+        if any(_near(sketch, other) for other in self.others):
+            return True
+        pa, va = sketch
+        if self.positions is None or self.values is None or self.count == 0 or pa.size == 0:
+            return False
+        if pa.size != self.positions.shape[1]:
+            return any(
+                _near(sketch, (self.positions[i], self.values[i])) for i in range(self.count)
+            )
+        pb, vb = self.positions[: self.count], self.values[: self.count]
+        # For each original's position, where it would sit in ``pa`` (positions are sorted
+        # and unique): ``hit`` marks the positions both sketches hold, as intersect1d finds.
+        index = np.minimum(np.searchsorted(pa, pb), pa.size - 1)
+        hit = pa[index] == pb
+        shared = hit.sum(axis=1)
+        x, y = va[index], vb
+        allowed = np.maximum(
+            ABSOLUTE_TOLERANCE, np.maximum(np.abs(x), np.abs(y)) / RELATIVE_DIVISOR
+        )
+        close = (np.abs(x - y) <= allowed) | ~hit
+        near = (shared * 10 >= SHARED_TENTHS * pa.size) & (shared > 0) & close.all(axis=1)
+        return bool(near.any())
 
 
 def _flat(model: ParsedModel) -> npt.NDArray[np.float32]:
