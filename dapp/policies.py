@@ -44,7 +44,9 @@ class PayoutPolicy(Protocol):
 
 class AggregationRule(Protocol):
     def check(self, *, trim_percent: int, max_models: int, weight_bytes: int) -> None:
-        """At posting: refuse parameters, or a round's worth of models, the rule cannot take."""
+        """At posting: refuse parameters, or a round's worth of models, the rule cannot take:
+        too large to hold, or too costly to close within the work budget
+        (``work_budget.check_close_budget`` with the rule's cost per weight and model)."""
         ...
 
     def aggregate(

@@ -25,8 +25,10 @@ __all__ = [
     "ROW_LOOP_OPERATORS",
     "ROW_OVERHEAD",
     "WORK_BUDGET",
+    "check_close_budget",
     "check_memory_budget",
     "check_work_budget",
+    "close_work",
     "graph_costs",
 ]
 
@@ -57,6 +59,17 @@ ELEMENT_COST: Final = 32
 #: tensors at once (input, output, one intermediate), next to the shard itself.
 MAX_TENSOR_BYTES: Final = 32 * 1024 * 1024
 
+#: What closing a round costs, in the same units, known at posting from ``maxSubmissions``
+#: and the job's float weights (docs/evaluation.md §9, "What a close costs"). A close runs
+#: no evaluation, but compares every pair of the round's revealed models (``dapp.copies``),
+#: then decodes, checks and aggregates every accepted model and the new one. Calibrated
+#: under qemu-user against the MLP at the work budget (one unit ~15 ns of qemu CPU time
+#: there), with a margin of about 1.4x: a pair of sketches ~43 us (~2,900 units); a model
+#: whatever its size ~1 ms; a float weight per model 158 ns (FedAvg), 353 ns (median),
+#: 415 ns (trimmed mean at 10%) -- each rule's ``VALUE_COST``.
+COPY_PAIR_COST: Final = 4_000
+CLOSE_MODEL_COST: Final = 100_000
+
 
 #: The symbol a template gives the batch dimension, so shape inference can tell which
 #: dimension of every tensor counts shard rows.
@@ -79,6 +92,27 @@ def check_work_budget(rows: int, row_cost: int) -> None:
             f"{rows} rows x ({row_cost} graph cost per row + {ROW_OVERHEAD} per row) = "
             f"{work}; one evaluation may cost at most {WORK_BUDGET} (fewer rows per shard, or "
             "a smaller model)"
+        )
+
+
+def close_work(models: int, values: int, value_cost: int) -> int:
+    """What closing a round of ``models`` revealed models costs, each of ``values`` float
+    weights, aggregated at ``value_cost`` per weight and model: every pair compared for
+    copies, every model (and the new one) decoded and checked, every weight aggregated."""
+    pairs = models * (models - 1) // 2
+    return pairs * COPY_PAIR_COST + (models + 1) * (CLOSE_MODEL_COST + values * value_cost)
+
+
+def check_close_budget(rule: str, *, models: int, values: int, value_cost: int) -> None:
+    """At posting: a close of a full round (``maxSubmissions`` models, all accepted) must fit
+    the budget one evaluation has, since it is one input too."""
+    work = close_work(models, values, value_cost)
+    if work > WORK_BUDGET:
+        raise WorkBudgetExceeded(
+            f"closing a round of maxSubmissions {models} models of {values} weights costs "
+            f"{work} with {rule} ({COPY_PAIR_COST} per pair compared for copies, "
+            f"{CLOSE_MODEL_COST} per model, {value_cost} per weight and model); at most "
+            f"{WORK_BUDGET}: lower maxSubmissions or use a smaller model"
         )
 
 

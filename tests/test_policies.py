@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dapp import aggregate_median, aggregate_trimmed_mean, policies
+from dapp import aggregate_median, aggregate_trimmed_mean, policies, work_budget
 from dapp.fedavg import fedavg
 from dapp.onnx_checks import parse_model
 from dapp.records import Amount
@@ -23,7 +23,7 @@ from deml_console.model_zoo import get_weights, logistic_regression, mlp, with_w
 from deml_console.sdk import Client
 from deml_protocol import inputs
 from deml_protocol.cid import compute_cid
-from deml_protocol.errors import InvalidJobSpec
+from deml_protocol.errors import InvalidJobSpec, WorkBudgetExceeded
 from demo.marketplace import WINDOW
 from demo.marketplace import Market as _Market
 from devnet.in_process import InProcessMachine
@@ -182,6 +182,49 @@ def test_policies_are_checked_at_posting_and_nothing_is_escrowed(market: Market)
     assert net.digest() == before  # all or nothing: the balance is not debited
     fine = dict(aggregation="median", modelCid=big, maxSubmissions=64)  # 19 MB of stacks
     assert not net.deposit_ether(ALICE, ETH, inputs.CREATE_JOB.encode(**(spec | fine))).reports
+
+
+def test_a_close_over_the_work_budget_is_refused_at_posting(market: Market) -> None:
+    """A close is one input: comparing a full round's models for copies and aggregating
+    them all must fit the work budget (``dapp.work_budget.close_work``), in the units of an
+    evaluation, for every rule. Refused at posting, through the real input path."""
+    net = market.net
+    Client(net, ALICE).upload(market.initial_model)
+    mid = Client(net, ALICE).upload(mlp([30, 200, 200, 2]))  # 47,002 weights, 188 KB
+    wide = Client(net, ALICE).upload(mlp([30, 300, 300, 2]))  # 100,202 weights, 401 KB
+    spec = market.job_spec()
+    refused: list[dict[str, Any]] = [
+        dict(aggregation="median", modelCid=mid, maxSubmissions=256),  # 48 MB: under the stack
+        dict(aggregation="trimmed_mean", trimPercent=10, modelCid=mid, maxSubmissions=256),
+        dict(
+            aggregation="fedavg", modelCid=wide, maxSubmissions=256
+        ),  # one model at a time, yet all read
+    ]
+    for overrides in refused:
+        result = net.deposit_ether(ALICE, ETH, inputs.CREATE_JOB.encode(**(spec | overrides)))
+        report = result.reports[-1].decode()
+        assert "work_budget_exceeded" in report and "closing a round" in report, overrides
+    assert net.query("jobs") == []  # nothing is escrowed
+    admitted: list[dict[str, Any]] = [
+        dict(aggregation="median", modelCid=mid, maxSubmissions=128),
+        dict(aggregation="trimmed_mean", trimPercent=10, modelCid=mid, maxSubmissions=128),
+        dict(aggregation="fedavg", modelCid=wide, maxSubmissions=128),
+        dict(aggregation="median", maxSubmissions=256),  # the 31-weight model: copies dominate
+    ]
+    for overrides in admitted:
+        result = net.deposit_ether(ALICE, ETH, inputs.CREATE_JOB.encode(**(spec | overrides)))
+        assert not result.reports, (overrides, result.reports)
+    assert len(net.query("jobs")) == len(admitted)
+
+
+def test_the_close_work_is_checked_to_the_unit() -> None:
+    models, cost = 256, aggregate_median.VALUE_COST
+    fixed = work_budget.close_work(models, 0, cost)
+    values = (work_budget.WORK_BUDGET - fixed) // ((models + 1) * cost)  # the most admitted
+    assert work_budget.close_work(models, values, cost) <= work_budget.WORK_BUDGET
+    aggregate_median.check(trim_percent=0, max_models=models, weight_bytes=4 * values)
+    with pytest.raises(WorkBudgetExceeded, match="closing a round"):
+        aggregate_median.check(trim_percent=0, max_models=models, weight_bytes=4 * values + 4)
 
 
 def play_round(market: Market, index: int, play: list[tuple[str, bytes]]) -> dict[str, Any]:
