@@ -12,6 +12,7 @@ BENCHMARKS = (
     "bench.parse_bounds",
     "bench.dapp_inputs",
     "bench.fedavg_memory",
+    "bench.close_round",
     "bench.state_scaling",
     "bench.node_restart",
 )

@@ -43,6 +43,11 @@ class PayoutPolicy(Protocol):
 
 
 class AggregationRule(Protocol):
+    @property
+    def VALUE_COST(self) -> int:  # noqa: N802 (a module constant)
+        """Work units per weight and accepted model at a close (``work_budget.close_work``)."""
+        ...
+
     def check(self, *, trim_percent: int, max_models: int, weight_bytes: int) -> None:
         """At posting: refuse parameters, or a round's worth of models, the rule cannot take:
         too large to hold, or too costly to close within the work budget
