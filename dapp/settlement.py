@@ -130,9 +130,10 @@ def _mark_copies(ctx: Context, job: Job, subs: list[Submission]) -> list[Submiss
     each group's first committer the owner of its weights for later rounds."""
     candidates = [s for s in subs if s.model_cid is not None and not s.is_copy]
     copies = later_copies(candidates)
+    compared = {s.client for s in candidates}  # one submission per client: not n^2 __eq__
     marked = []
     for sub in subs:
-        if sub in candidates and sub.client not in copies and sub.fingerprint is not None:
+        if sub.client in compared and sub.client not in copies and sub.fingerprint is not None:
             ctx.state.fingerprints[(job.id, sub.fingerprint)] = sub.client
         # The sketch has served (copies are decided once): it leaves the state.
         sub = replace(sub, is_copy=sub.is_copy or sub.client in copies, sketch=b"")

@@ -64,11 +64,12 @@ MAX_TENSOR_BYTES: Final = 32 * 1024 * 1024
 #: no evaluation, but compares every pair of the round's revealed models (``dapp.copies``),
 #: then decodes, checks and aggregates every accepted model and the new one. Calibrated
 #: under qemu-user against the MLP at the work budget (one unit ~15 ns of qemu CPU time
-#: there), with a margin of about 1.4x: a pair of sketches ~43 us (~2,900 units); a model
-#: whatever its size ~1 ms; a float weight per model 158 ns (FedAvg), 353 ns (median),
-#: 415 ns (trimmed mean at 10%) -- each rule's ``VALUE_COST``.
+#: there): a pair of sketches ~43 us (~2,900 units); a float weight per model 158 ns
+#: (FedAvg), 353 ns (median), 415 ns (trimmed mean at 10%): each rule's ``VALUE_COST``, with
+#: about 1.4x of margin. Per model whatever its size: decoding ~1 ms, plus its voucher, its
+#: records and its share of the notice: ~4-9 ms of the whole input (``make riscv-memory``).
 COPY_PAIR_COST: Final = 4_000
-CLOSE_MODEL_COST: Final = 100_000
+CLOSE_MODEL_COST: Final = 400_000
 
 
 #: The symbol a template gives the batch dimension, so shape inference can tell which
