@@ -64,12 +64,13 @@ MAX_TENSOR_BYTES: Final = 32 * 1024 * 1024
 #: no evaluation, but compares every pair of the round's revealed models (``dapp.copies``),
 #: then decodes, checks and aggregates every accepted model and the new one. Calibrated
 #: under qemu-user against the MLP at the work budget (one unit ~15 ns of qemu CPU time
-#: there): a pair of sketches ~43 us (~2,900 units); a float weight per model 158 ns
-#: (FedAvg), 353 ns (median), 415 ns (trimmed mean at 10%): each rule's ``VALUE_COST``, with
-#: about 1.4x of margin. Per model whatever its size: decoding ~1 ms, plus its voucher, its
-#: records and its share of the notice: ~4-9 ms of the whole input (``make riscv-memory``).
-COPY_PAIR_COST: Final = 4_000
-CLOSE_MODEL_COST: Final = 400_000
+#: there): a float weight per model 158 ns (FedAvg), 353 ns (median), 415 ns (trimmed mean
+#: at 10%): each rule's ``VALUE_COST``, with ~1.4x of margin. ``make riscv-memory`` then timed
+#: whole closes next to the evaluation at the budget: a pair of sketches costs ~4,000 units
+#: and a model, whatever its size, ~1,000,000 (decoding it, and mostly its voucher: one
+#: output posted to the rollup server, its records, its share of the notice).
+COPY_PAIR_COST: Final = 5_000
+CLOSE_MODEL_COST: Final = 1_200_000
 
 
 #: The symbol a template gives the batch dimension, so shape inference can tell which
