@@ -11,7 +11,7 @@ model is the MLP 30-H-H-2 with the largest H the rule admits for ``maxSubmission
 that many clients who commit, upload and reveal a distinct model each (all accepted, none a
 copy of another, every pair compared in full), then times the ``closeRound`` input. The
 cases: 256 models (the most pairs) for each rule, FedAvg also at the median's size; 64
-models at about the largest stack the median admits (57 MB, ``riscv/memory.py`` measures its
+models at about the largest stack the median admits (51 MB, ``riscv/memory.py`` measures its
 RSS), FedAvg at the same size.
 
 For scale: the MLP 30-146-146-2 on 10,000 rows, at 99.5% of the work budget, took 51 ms for

@@ -4,7 +4,7 @@ What sizes the machine's RAM (``cartesi.toml``, docs/machine.md). One DApp, fres
 and under qemu in the riscv64 root, is filled to the blob quota (``DEML_TOTAL_QUOTA_BYTES``,
 256 MiB by default: every stored blob lives in RAM) and then runs the inputs that reach the
 limits: two closes (``bench/close_round.py``: the median of 64 models at the largest stack
-the close budget admits, 57 MB; the median of 256 models, the most work a close may
+the close budget admits, 51 MB; the median of 256 models, the most work a close may
 do), then the MLP at the work budget on a 10,000-row shard (``dapp/work_budget.py``) and a
 logistic regression on the largest shard (``dapp/shards.py``: 8 MiB stored, 32 MiB of
 arrays once inflated). The inputs are recorded from an in-process DApp first (every one is

@@ -78,7 +78,8 @@ def section(doc: str, heading: str) -> str:
 def documented_peak_mib() -> tuple[int, int]:
     """(native, qemu) peak RSS from the RAM section's table."""
     ram = section(MACHINE_DOC, "## RAM (`ram_length`)")
-    row = next(line for line in ram.splitlines() if line.startswith("| after both evaluations"))
+    peak_row = "| after the closes and the evaluations"
+    row = next(line for line in ram.splitlines() if line.startswith(peak_row))
     native, qemu = (int(v) for v in re.findall(r"\*\*(\d+) MiB\*\*", row))
     return native, qemu
 
