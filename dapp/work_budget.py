@@ -5,7 +5,12 @@ ONNX shape inference gives every tensor's values per shard row, from which
 :func:`graph_costs` derives the graph's cost per row (multiply-adds, values written, per-row
 loops) and the widest tensor. :func:`check_work_budget` and :func:`check_memory_budget` then
 bound ``rows x`` those. ``bench/work_budget.py`` calibrates the constants below against
-honest and adversarial graphs; ``docs/evaluation.md`` §5 explains them.
+honest and adversarial graphs; ``docs/evaluation.md`` §9 explains them.
+
+A close runs no evaluation but is one input too: :func:`close_work` prices a full round's
+copy check and aggregation in the same units, and :func:`check_close_budget` bounds it at
+posting (``bench/close_round.py``, ``make riscv-memory``; docs/evaluation.md §9, "What a
+close costs").
 """
 
 from __future__ import annotations
