@@ -172,6 +172,9 @@ def test_deposit_withdraw_outputs_and_execute(devnet: Devnet) -> None:
     assert ok(devnet, "outputs", "--input", str(withdrawn["input_index"]))[0]["index"] == index
     assert ok(devnet, "--account", "2", "outputs", "--mine") == []
     assert error(devnet, "--account", "1", "execute", str(index)) == "not_claimed"
+    # Nothing mines here (blocks come with transactions only): --wait gives up, exit 1.
+    waited = deml(devnet, "--account", "1", "execute", str(index), "--wait", "--timeout", "1")
+    assert waited.exit_code == 1 and "still not claimed after 1s" in waited.stderr
 
     wait_claimed(devnet, index)
     web3 = node_transport(devnet).web3
@@ -353,16 +356,13 @@ def test_every_key_of_devnet_json_is_documented(devnet: Devnet) -> None:
 @pytest.mark.devnet
 def test_an_idle_devnet_still_claims_its_epochs(tmp_path: Path) -> None:
     """With interval mining (what `python -m devnet up` runs), nobody needs to send anything
-    after a withdrawal for its voucher to become executable."""
+    after a withdrawal for its voucher to become executable: `deml execute --wait` right
+    after it executes it."""
     config = DevnetConfig(state_dir=tmp_path / "idle", port=0, epoch_length=4, block_time_s=0.2)
     with Devnet(config) as idle:
         assert ok(idle, "--account", "1", "deposit", "ether", "1")["status"] == "accepted"
         index = ok(idle, "--account", "1", "withdraw", "ether", "1")["vouchers"][0]["index"]
-        net = node_transport(idle)
-
-        def claimed() -> bool:
-            got = net.rpc("cartesi_getOutput", application=net.app, output_index=hex(index))
-            return got["data"]["output_hashes_siblings"] is not None
-
-        idle.wait_until(claimed)  # no transaction, no mining by hand
-        assert ok(idle, "--account", "1", "execute")[0]["result"] == "executed"
+        # At once, as a user would: it waits for the claim (no transaction, no mining by
+        # hand), then executes.
+        executed = ok(idle, "--account", "1", "execute", "--wait")
+        assert [(r["index"], r["result"]) for r in executed] == [(index, "executed")]

@@ -116,7 +116,7 @@ def _decoded(row: dict[str, Any]) -> NodeOutput:
 @dataclass
 class OutputReader:
     transport: NodeTransport
-    _accepted: dict[int, bool] = field(default_factory=dict)
+    _accepted: set[int] = field(default_factory=set)  # epochs seen claimed (a claim stays)
 
     def outputs(self, *, input_index: int | None = None) -> Iterator[NodeOutput]:
         """Every output of the application (or of one input), in index order."""
@@ -169,8 +169,9 @@ class OutputReader:
             got = self.transport.rpc(
                 "cartesi_getEpoch", application=self.transport.app, epoch_index=hex(epoch)
             )
-            self._accepted[epoch] = got["data"]["status"] == "CLAIM_ACCEPTED"
-        return self._accepted[epoch]
+            if got["data"]["status"] == "CLAIM_ACCEPTED":
+                self._accepted.add(epoch)
+        return epoch in self._accepted
 
     def is_executed(self, output: NodeOutput) -> bool:
         return bool(self._application().functions.wasOutputExecuted(output.index).call())

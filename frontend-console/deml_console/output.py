@@ -63,6 +63,16 @@ class Output:
         self.stderr.print(f"[yellow]warning:[/] {text}", highlight=False)
 
     @contextmanager
+    def status(self, text: str) -> Iterator[Callable[[str], None]]:
+        """A spinner and ``text`` on stderr (hidden with ``--json`` or when not a terminal);
+        yields a function that changes the text."""
+        if self.json_mode or not self.stderr.is_terminal:
+            yield lambda _: None
+            return
+        with self.stderr.status(text) as shown:
+            yield lambda new: shown.update(new)
+
+    @contextmanager
     def progress(self, *, bytes_: bool = False) -> Iterator[Progress]:
         """A Rich progress display on stderr (hidden with ``--json`` or when not a terminal)."""
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]

@@ -9,11 +9,11 @@ import typer
 from rich.console import Console
 
 from .. import accounts
-from ..cli import app, current, reporting_errors
+from ..cli import SETUP, app, current, reporting_errors
 from ..output import table
 
 account_app = typer.Typer(help="Keys: create, import, list (encrypted JSON keystores).")
-app.add_typer(account_app, name="account")
+app.add_typer(account_app, name="account", rich_help_panel=SETUP)
 
 Name = Annotated[str, typer.Option("--name", help="The keystore's name (its file name).")]
 
@@ -50,7 +50,7 @@ def import_(name: Name = "default") -> None:
 
 @account_app.command("list")
 def list_() -> None:
-    """The keystore's accounts, and the devnet's accounts (for --account N) if there is one."""
+    """List the keystore's accounts, and the devnet's (for `--account N`)."""
     with reporting_errors():
         rows = [
             {"kind": "keystore", "name": e.name, "address": e.address}

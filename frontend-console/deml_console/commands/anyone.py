@@ -20,15 +20,15 @@ from deml_protocol import queries
 from deml_protocol.errors import InsufficientBalance
 
 from ..calls import format_units, parse_amount, payload_from_args
-from ..cli import app, current, reporting_errors
+from ..cli import ANYONE, app, current, reporting_errors
 from ..node_outputs import jsonable
 from ..sdk.results import Outcome, accepted, notices, raw_reply, rejection, vouchers
 from ..session import Session
 
 deposit_app = typer.Typer(help="Put ether or ERC-20 tokens into the application (portals).")
 withdraw_app = typer.Typer(help="Take ether or tokens out of the application (a voucher).")
-app.add_typer(deposit_app, name="deposit")
-app.add_typer(withdraw_app, name="withdraw")
+app.add_typer(deposit_app, name="deposit", rich_help_panel=ANYONE)
+app.add_typer(withdraw_app, name="withdraw", rich_help_panel=ANYONE)
 
 #: The ERC-20 views read before a deposit (balance, decimals for amounts).
 _ERC20_ABI: list[dict[str, Any]] = [
@@ -47,11 +47,16 @@ _ERC20_ABI: list[dict[str, Any]] = [
 ]
 
 Amount = Annotated[
-    str, typer.Argument(help="In ether / token units (1.5), or base units (1500wei).")
+    str,
+    typer.Argument(
+        metavar="AMOUNT", help="In ether or token units (1.5), or in base units (1500wei)."
+    ),
 ]
 Token = Annotated[
     str,
-    typer.Argument(help="The ERC-20's address, or `devnet` for the devnet's reward token."),
+    typer.Argument(
+        metavar="TOKEN", help="The ERC-20's address, or `devnet` for the devnet's reward token."
+    ),
 ]
 
 
@@ -122,23 +127,26 @@ def _show(outcome: Outcome, *, hint: str | None = None) -> None:
         out.say(hint)
 
 
-@app.command("send")
+@app.command("send", rich_help_panel=ANYONE)
 def send(
     payload: Annotated[
         str,
         typer.Argument(
+            metavar="PAYLOAD",
             help="0x-hex bytes, or an ABI signature like 'withdrawEther(uint256)'.",
+            show_default=False,
         ),
     ],
     args: Annotated[
         list[str] | None, typer.Argument(metavar="ARG", help="The signature's arguments.")
     ] = None,
 ) -> None:
-    """Send any input through the InputBox and print its outcome (notices, vouchers, reports).
+    """Send any input and print its outcome.
 
     `deml send 0x...` sends raw bytes; `deml send 'withdrawEther(uint256)' 5` encodes a call
-    (selector + ABI arguments, as `cast calldata`). A rejected input prints the DApp's error
-    code and detail, and exits 1."""
+    (selector + ABI arguments, as `cast calldata`). Prints the notices, vouchers and reports
+    it produced; a rejected input prints the DApp's error code and detail, and exits 1.
+    """
     with reporting_errors():
         data = payload_from_args(payload, list(args or []))
         session = current().session()
@@ -235,7 +243,7 @@ def _check_in_app(session: Session, asset: str, units: int) -> None:
         )
 
 
-_EXECUTE_HINT = "execute the voucher with `deml execute` once its epoch is claimed"
+_EXECUTE_HINT = "execute the voucher with `deml execute --wait` (it waits for its epoch's claim)"
 
 
 @withdraw_app.command("ether")
@@ -260,12 +268,17 @@ def withdraw_erc20(token: Token, amount: Amount) -> None:
         _show(client.withdraw_erc20(erc20.address, units), hint=_EXECUTE_HINT)
 
 
-@app.command("inspect")
+@app.command("inspect", rich_help_panel=ANYONE)
 def inspect(
-    path: Annotated[str, typer.Argument(help="An inspect path, e.g. jobs, jobs/1, balances/0x..")],
+    path: Annotated[
+        str, typer.Argument(metavar="PATH", help="An inspect path: `jobs`, `jobs/1`, ...")
+    ],
 ) -> None:
-    """Ask the DApp a question (docs/protocol.md §5) and print its raw JSON reply; a
-    rejection (e.g. not_found) prints its code and detail and exits 1."""
+    """Ask the DApp a question and print its JSON reply.
+
+    Every path is in docs/protocol.md §5 (`jobs`, `jobs/1`, `balances/0x...`). A rejected
+    query prints its code and detail (`error[no_such_job]: ...`) and exits 1.
+    """
     with reporting_errors():
         outcome = current().session().transport().inspect(path)
         reply = raw_reply(accepted(outcome))

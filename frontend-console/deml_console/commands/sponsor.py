@@ -13,7 +13,7 @@ from deml_protocol.cid import compute_cid
 from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
-from ..cli import app, current, reporting_errors
+from ..cli import SPONSORS, app, current, reporting_errors
 from ..datasets import load_table
 from ..job_history import Asset, BalanceTooLow, asset_of, clock_of, payouts_by_client, round_results
 from ..job_spec import (
@@ -32,8 +32,8 @@ from ..session import Session
 from ..submitting import upload
 from ..workspace import HoldoutShard, SponsorSecrets
 
-job_app = typer.Typer(help="Jobs: post, reveal, close, follow, report (sponsors); show (anyone).")
-app.add_typer(job_app, name="job")
+job_app = typer.Typer(help="Post a job, reveal its shards, close and follow its rounds.")
+app.add_typer(job_app, name="job", rich_help_panel=SPONSORS)
 
 JobId = Annotated[int, typer.Argument(metavar="JOB", help="The job's id (`deml jobs`).")]
 RoundOpt = Annotated[
@@ -192,7 +192,10 @@ def _reveal_round(client: Client, transport: NodeTransport, job: Any, rnd: Any) 
 
 @job_app.command("close")
 def close(job_id: JobId, round_index: RoundOpt = None) -> None:
-    """Close a round whose reveal window has ended (anyone may): score, aggregate, pay."""
+    """Close a round whose reveal window has ended: score, aggregate, pay.
+
+    Anyone may close a round.
+    """
     with reporting_errors():
         _, client, transport = _connect(signing=True)
         job = client.job(job_id)
@@ -250,8 +253,11 @@ def show(job_id: JobId) -> None:
 
 @job_app.command("run")
 def run(job_id: JobId) -> None:
-    """Stay attached: reveal each round's shard when its window opens, close each round when
-    its reveal window ends, until the job is finished."""
+    """Reveal and close every round as its windows open, until the job ends.
+
+    Stays attached: reveals each round's shard when its holdout window opens, closes each
+    round when its reveal window ends (a countdown on stderr meanwhile).
+    """
     with reporting_errors():
         out = current().output
         _, client, transport = _connect(signing=True)
@@ -284,7 +290,7 @@ def report(
     job_id: JobId,
     plot: Annotated[Path, typer.Option(help="Write the plot here (PNG).")],
 ) -> None:
-    """Draw the job: baseline and each submission's score per round, payouts per client."""
+    """Plot a job: the baseline and every score per round, the payouts per client."""
     with reporting_errors():
         _, client, transport = _connect(signing=False)
         data = _status_data(client, transport, job_id)
