@@ -165,7 +165,10 @@ def _raise_rejection(outcome: Outcome) -> None:
 
 @deposit_app.command("ether")
 def deposit_ether(amount: Amount) -> None:
-    """Deposit ether through the EtherPortal into your balance in the application."""
+    """Deposit ether into your balance in the application.
+
+    Through the EtherPortal; your wallet's balance is checked first.
+    """
     with reporting_errors():
         wei = parse_amount(amount)
         session = current().session()
@@ -215,7 +218,11 @@ def _erc20(session: Session, token: str) -> Erc20:
 
 @deposit_app.command("erc20")
 def deposit_erc20(token: Token, amount: Amount) -> None:
-    """Deposit ERC-20 tokens through the ERC20Portal (approving the portal first if needed)."""
+    """Deposit ERC-20 tokens into your balance in the application.
+
+    Through the ERC20Portal, approved first for what the allowance lacks; your wallet's
+    balance is checked first.
+    """
     with reporting_errors():
         session = current().session()
         client = session.client(signing=True)
@@ -248,7 +255,10 @@ _EXECUTE_HINT = "execute the voucher with `deml execute --wait` (it waits for it
 
 @withdraw_app.command("ether")
 def withdraw_ether(amount: Amount) -> None:
-    """Withdraw ether from your balance in the application: the DApp emits a voucher."""
+    """Withdraw ether: the DApp emits a voucher that pays you.
+
+    Execute it with `deml execute --wait`.
+    """
     with reporting_errors():
         wei = parse_amount(amount)
         session = current().session()
@@ -258,7 +268,10 @@ def withdraw_ether(amount: Amount) -> None:
 
 @withdraw_app.command("erc20")
 def withdraw_erc20(token: Token, amount: Amount) -> None:
-    """Withdraw ERC-20 tokens from your balance in the application: the DApp emits a voucher."""
+    """Withdraw ERC-20 tokens: the DApp emits a voucher that pays you.
+
+    Execute it with `deml execute --wait`.
+    """
     with reporting_errors():
         session = current().session()
         erc20 = _erc20(session, token)

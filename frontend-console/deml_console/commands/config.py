@@ -17,7 +17,7 @@ app.add_typer(config_app, name="config", rich_help_panel=SETUP)
 
 @config_app.command("show")
 def show() -> None:
-    """The settings this command line resolves to, and where each comes from."""
+    """Show the settings in use and where each comes from."""
     with reporting_errors():
         public = current().settings().public()
         if public.get("mnemonic"):

@@ -59,7 +59,7 @@ def advance_time(
         int, typer.Argument(metavar="SECONDS", min=1, help="Seconds of block time to let pass.")
     ],
 ) -> None:
-    """Let SECONDS of block time pass and mine a block with the new time."""
+    """Let SECONDS of block time pass (mines a block at the new time)."""
     with reporting_errors():
         url = _dev_chain_url()
         before = _head(url)
@@ -82,7 +82,10 @@ def mine(
         int, typer.Argument(metavar="BLOCKS", min=1, max=100_000, help="How many blocks.")
     ] = 1,
 ) -> None:
-    """Mine BLOCKS empty blocks (e.g. to end an epoch so the node claims it)."""
+    """Mine BLOCKS empty blocks, e.g. to end an epoch.
+
+    The node then claims the epoch, and its vouchers can be executed.
+    """
     with reporting_errors():
         url = _dev_chain_url()
         _call(url, "anvil_mine", hex(blocks)) if blocks > 1 else _call(url, "evm_mine")

@@ -89,7 +89,11 @@ def create(
     ] = None,
     **spec: Any,
 ) -> None:
-    """Post a job: upload the model, commit each round's shard, escrow the reward."""
+    """Post a job and escrow its reward.
+
+    Uploads the initial model, commits each round's held-out shard (kept locally with its
+    salt until `deml job reveal`), and deposits the reward with the job attached.
+    """
     with reporting_errors():
         out = current().output
         session, client, transport = _connect(signing=True)
@@ -155,7 +159,7 @@ def _reward(
 
 @job_app.command("reveal")
 def reveal(job_id: JobId, round_index: RoundOpt = None) -> None:
-    """Reveal a round's held-out shard (only inside its holdout window)."""
+    """Reveal a round's held-out shard, inside its holdout window."""
     with reporting_errors():
         _, client, transport = _connect(signing=True)
         job = client.job(job_id)
@@ -192,7 +196,7 @@ def _reveal_round(client: Client, transport: NodeTransport, job: Any, rnd: Any) 
 
 @job_app.command("close")
 def close(job_id: JobId, round_index: RoundOpt = None) -> None:
-    """Close a round whose reveal window has ended: score, aggregate, pay.
+    """Close a round after its reveal window: score, aggregate, pay.
 
     Anyone may close a round.
     """
@@ -219,7 +223,7 @@ def _close_round(client: Client, transport: NodeTransport, rnd: Any) -> dict[str
 
 @job_app.command("status")
 def status(job_id: JobId) -> None:
-    """Rounds, windows with time left, baseline, scores, leaderboard and payouts."""
+    """Follow a job: rounds, windows, scores, leaderboard, payouts."""
     with reporting_errors():
         _, client, transport = _connect(signing=False)
         data = _status_data(client, transport, job_id)
@@ -242,7 +246,7 @@ def _status_data(client: Client, transport: NodeTransport, job_id: int) -> dict[
 
 @job_app.command("show")
 def show(job_id: JobId) -> None:
-    """A job as a data owner sees it: model, recipe, metric, reward, the open window."""
+    """Show a job: model, recipe, metric, reward, the open window."""
     with reporting_errors():
         _, client, transport = _connect(signing=False)
         job = client.job(job_id)
@@ -253,7 +257,7 @@ def show(job_id: JobId) -> None:
 
 @job_app.command("run")
 def run(job_id: JobId) -> None:
-    """Reveal and close every round as its windows open, until the job ends.
+    """Reveal and close every round in time, until the job ends.
 
     Stays attached: reveals each round's shard when its holdout window opens, closes each
     round when its reveal window ends (a countdown on stderr meanwhile).
@@ -290,7 +294,7 @@ def report(
     job_id: JobId,
     plot: Annotated[Path, typer.Option(help="Write the plot here (PNG).")],
 ) -> None:
-    """Plot a job: the baseline and every score per round, the payouts per client."""
+    """Plot a job's scores per round and payouts per client (PNG)."""
     with reporting_errors():
         _, client, transport = _connect(signing=False)
         data = _status_data(client, transport, job_id)
