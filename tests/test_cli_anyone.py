@@ -325,20 +325,6 @@ def ok_or_failed(devnet: Devnet, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def test_the_console_codes_never_mean_a_dapp_code() -> None:
-    from deml_console import aggregation, calls, node_outputs
-    from deml_console.commands import anyone, devnet, settle
-    from deml_protocol.errors import ERROR_CODES, RETIRED_CODES
-
-    local = {
-        str(v.__dict__["code"])
-        for module in (aggregation, calls, node_outputs, anyone, devnet, settle)
-        for v in vars(module).values()
-        if isinstance(v, type) and v.__module__ == module.__name__ and "code" in v.__dict__
-    }
-    assert len(local) >= 9 and not local & (set(ERROR_CODES) | set(RETIRED_CODES))
-
-
 def test_only_fedavg_jobs_are_recomputed() -> None:
     assert aggregation_policy({}) == "fedavg"
     assert aggregation_policy({"aggregation": "FedAvg"}) in VERIFIABLE_POLICIES

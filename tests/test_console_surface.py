@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,3 +49,49 @@ def test_every_help_reads_well_in_80_columns(path: tuple[str, ...], command: Any
     for text in texts:
         pattern = r"\W+".join(re.escape(w) for w in _words(text))
         assert re.search(pattern, flat), f"{path}: help not shown as written: {text!r}"
+
+
+def _console_codes() -> set[str]:
+    """Every code the console itself can print: its error classes' codes (in the modules the
+    command imports), and the codes ``cli.py`` prints by hand."""
+    import sys
+
+    import deml_console.cli as cli
+
+    codes = {
+        str(value.__dict__["code"])
+        for name, module in list(sys.modules.items())
+        if name.startswith("deml_console.")
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, Exception)
+        and value.__module__ == name
+        and isinstance(value.__dict__.get("code"), str)
+    }
+    source = Path(cli.__file__).read_text()
+    return (
+        codes
+        | set(re.findall(r'fail\("(\w+)"', source))
+        | set(re.findall(r"error\[(\w+)\]", source))
+    )
+
+
+def _documented_codes() -> set[str]:
+    """The codes in docs/console.md's tables of codes (header ``| code |``), and the
+    ``error[code]`` its errors section names."""
+    text = (Path(__file__).parents[1] / "docs" / "console.md").read_text()
+    codes: set[str] = set()
+    for table in re.findall(r"^\| code \|.*?(?=\n\n|\Z)", text, flags=re.M | re.S):
+        cells = [row.split("|")[1] for row in table.splitlines()[2:]]
+        codes |= set(re.findall(r"`(\w+)`", "".join(cells)))
+    section = text[text.index("## Errors and exit codes") :]
+    return codes | set(re.findall(r"error\[(\w+)\]", section))
+
+
+def test_the_errors_table_lists_every_console_code_and_only_those() -> None:
+    from deml_protocol.errors import ERROR_CODES
+
+    console, documented = _console_codes(), _documented_codes()
+    assert console - documented == set(), "printed by the console but not in docs/console.md"
+    assert documented - console - set(ERROR_CODES) == set(), "documented but never printed"
+    assert console & set(ERROR_CODES) == set(), "a console code must never mean a DApp code"
