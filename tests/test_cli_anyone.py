@@ -352,3 +352,33 @@ def test_an_idle_devnet_still_claims_its_epochs(tmp_path: Path) -> None:
         # hand), then executes.
         executed = ok(idle, "--account", "1", "execute", "--wait")
         assert [(r["index"], r["result"]) for r in executed] == [(index, "executed")]
+
+
+@pytest.mark.devnet
+def test_every_read_only_command_prints_only_json_on_stdout(
+    devnet: Devnet, closed_job: tuple[int, dict[str, Any]], tmp_path: Path
+) -> None:
+    """`--json` on every command that only reads: stdout is one JSON document (progress and
+    narration go to stderr), before or after the command's own arguments."""
+    job = str(closed_job[0])
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"model")
+    commands = [
+        ["jobs"],
+        ["job", "show", job],
+        ["job", "status", job],
+        ["outputs"],
+        ["--account", "6", "outputs", "--mine"],
+        ["inspect", f"jobs/{job}"],
+        ["verify", job],
+        ["--account", "6", "rewards"],
+        ["config", "show"],
+        ["account", "list"],
+        ["cid", str(model)],
+    ]
+    for args in commands:
+        result = deml(devnet, "--json", *args)
+        assert result.exit_code == 0, (args, result.output)
+        json.loads(result.stdout)  # nothing but the JSON document
+    failed = deml(devnet, "--json", "job", "show", "999")
+    assert failed.exit_code == 1 and failed.stdout == ""

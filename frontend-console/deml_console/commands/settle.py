@@ -260,4 +260,6 @@ def cid_command(
     Computed locally: nothing is uploaded anywhere.
     """
     with reporting_errors():
-        typer.echo(cid_of_file(file, version=cid_version))
+        cid = cid_of_file(file, version=cid_version)
+        shown = {"file": str(file), "cid": cid}
+        current().output.result(shown, lambda console: console.print(cid, highlight=False))
