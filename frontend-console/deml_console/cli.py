@@ -88,7 +88,7 @@ class _DemlGroup(TyperGroup):
     """Typer's group, with usage errors printed as ``error[usage]`` instead of a panel, and
     its commands listed by panel (:data:`PANELS`) rather than by import order."""
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         def panel(name: str) -> int:
             shown = getattr(self.commands[name], "rich_help_panel", None)
             return PANELS.index(shown) if shown in PANELS else len(PANELS)

@@ -25,7 +25,24 @@ from rich.progress import (
 )
 from rich.table import Table
 
-__all__ = ["Output", "table"]
+__all__ = ["Output", "jsonable", "table"]
+
+
+def jsonable(value: Any) -> Any:
+    """Decoded values (notice fields, ...) as ``--json`` prints them: integers as decimal
+    strings (ABI integers overflow a JSON reader's doubles; the DApp's replies do the same),
+    bytes as 0x hex, tuples as lists."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:

@@ -18,12 +18,14 @@ from deml_protocol.errors import WindowNotOpen  # checked here first: the DApp's
 from deml_protocol.queries import RoundReply
 
 from .output import Output
+from .sdk.node import NodeTransport
 
 __all__ = [
     "Clock",
     "Phase",
     "WindowNotOpen",
     "chain_clock",
+    "clock_of",
     "describe_seconds",
     "phase_of",
     "phase_window",
@@ -83,6 +85,11 @@ def chain_clock(latest_block_ts: Callable[[], int]) -> Clock:
     """The time the next block will carry, at least: the latest block's timestamp, or the wall
     clock if later (a chain without traffic mines no blocks, yet its next block is "now")."""
     return lambda: max(int(latest_block_ts()), int(time.time()))
+
+
+def clock_of(transport: NodeTransport) -> Clock:
+    """:func:`chain_clock` of a node's chain."""
+    return chain_clock(lambda: int(transport.web3.eth.get_block("latest")["timestamp"]))
 
 
 def wait_until(

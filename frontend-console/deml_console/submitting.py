@@ -22,7 +22,7 @@ from deml_protocol.commitments import submission_commitment
 from deml_protocol.errors import GraphMismatch  # checked here first: the DApp's own code
 from deml_protocol.uploads import upload_inputs
 
-from .job_history import BalanceTooLow
+from .assets import BalanceTooLow
 from .output import Output
 from .phases import Clock, Phase, WindowNotOpen, describe_seconds, phase_of, wait_until
 from .sdk import Client

@@ -7,44 +7,28 @@ in :mod:`deml_console.commands.settle`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from web3 import Web3
-from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from deml_protocol import queries
+from deml_protocol.addresses import ZERO_ADDRESS
 from deml_protocol.errors import InsufficientBalance
 
-from ..calls import format_units, parse_amount, payload_from_args
+from ..assets import Asset, BalanceTooLow, asset_of, assets_of, describe_voucher, token_address
+from ..calls import payload_from_args
 from ..cli import ANYONE, app, current, reporting_errors
-from ..node_outputs import jsonable
-from ..sdk.results import Outcome, accepted, notices, raw_reply, rejection, vouchers
+from ..output import jsonable
+from ..sdk.results import Outcome, Voucher, accepted, notices, raw_reply, rejection, vouchers
 from ..session import Session
 
 deposit_app = typer.Typer(help="Put ether or ERC-20 tokens into the application (portals).")
 withdraw_app = typer.Typer(help="Take ether or tokens out of the application (a voucher).")
 app.add_typer(deposit_app, name="deposit", rich_help_panel=ANYONE)
 app.add_typer(withdraw_app, name="withdraw", rich_help_panel=ANYONE)
-
-#: The ERC-20 views read before a deposit (balance, decimals for amounts).
-_ERC20_ABI: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "name": name,
-        "stateMutability": "view",
-        "inputs": inputs,
-        "outputs": [{"name": "", "type": kind}],
-    }
-    for name, inputs, kind in (
-        ("balanceOf", [{"name": "owner", "type": "address"}], "uint256"),
-        ("decimals", [], "uint8"),
-        ("symbol", [], "string"),
-    )
-]
 
 Amount = Annotated[
     str,
@@ -60,13 +44,7 @@ Token = Annotated[
 ]
 
 
-class BalanceTooLow(ValueError):
-    """The wallet holds less than the command would spend."""
-
-    code: ClassVar[str] = "balance_too_low"
-
-
-def outcome_data(outcome: Outcome) -> dict[str, Any]:
+def outcome_data(outcome: Outcome, assets: Callable[[str], Asset]) -> dict[str, Any]:
     """An input's outcome as plain data: status, decoded notices and vouchers, reports."""
     return {
         "input_index": getattr(outcome, "input_index", None),
@@ -75,17 +53,18 @@ def outcome_data(outcome: Outcome) -> dict[str, Any]:
             {"index": n.index, "name": n.name, "fields": jsonable(n.fields)}
             for n in notices(outcome)
         ],
-        "vouchers": [_voucher_data(v) for v in vouchers(outcome)],
+        "vouchers": [_voucher_data(v, assets) for v in vouchers(outcome)],
         "reports": [_report_text(r) for r in outcome.reports],
     }
 
 
-def _voucher_data(voucher: Any) -> dict[str, Any]:
-    data = {
+def _voucher_data(voucher: Voucher, assets: Callable[[str], Asset]) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "index": voucher.index,
         "destination": voucher.destination,
         "value": str(voucher.value),
         "payload": "0x" + voucher.payload.hex(),
+        "what": describe_voucher(voucher, assets),
     }
     transfer = voucher.erc20_transfer()
     if transfer is not None:
@@ -107,12 +86,7 @@ def render_outcome(data: dict[str, Any]) -> Any:
             fields = ", ".join(f"{k}={v}" for k, v in n["fields"].items())
             console.print(f"  notice {n['index']} {n['name']}: {escape(fields)}")
         for v in data["vouchers"]:
-            if "erc20_transfer" in v:
-                what = v["erc20_transfer"]
-                paid = f"{what['amount']} of token {v['destination']} to {what['to']}"
-            else:
-                paid = f"{format_units(int(v['value']))} ETH to {v['destination']}"
-            console.print(f"  voucher {v['index']}: pays {paid}")
+            console.print(f"  voucher {v['index']}: {v['what']}", highlight=False)
         for r in data["reports"]:
             console.print(f"  report: {escape(r)}")
 
@@ -121,7 +95,7 @@ def render_outcome(data: dict[str, Any]) -> Any:
 
 def _show(outcome: Outcome, *, hint: str | None = None) -> None:
     out = current().output
-    data = outcome_data(accepted(outcome))
+    data = outcome_data(accepted(outcome), assets_of(current().session().transport()))
     out.result(data, render_outcome(data))
     if hint:
         out.say(hint)
@@ -170,50 +144,23 @@ def deposit_ether(amount: Amount) -> None:
     Through the EtherPortal; your wallet's balance is checked first.
     """
     with reporting_errors():
-        wei = parse_amount(amount)
         session = current().session()
         client = session.client(signing=True)
-        held = session.transport().web3.eth.get_balance(Web3.to_checksum_address(client.account))
+        ether = asset_of(session.transport(), ZERO_ADDRESS)
+        wei = ether.parse(amount)
+        held = ether.balance(session.transport(), client.account)
         if held <= wei:
             raise BalanceTooLow(
-                f"{client.account} holds {format_units(held)} ETH; depositing {amount} ETH "
+                f"{client.account} holds {ether.show(held)}; depositing {ether.show(wei)} "
                 "needs that much plus gas. Fund the account, or deposit less"
             )
-        _show(client.deposit_ether(wei), hint=f"deposited {format_units(wei)} ETH")
+        _show(client.deposit_ether(wei), hint=f"deposited {ether.show(wei)}")
 
 
-class BadToken(ValueError):
-    code: ClassVar[str] = "bad_token"
-
-
-@dataclass(frozen=True)
-class Erc20:
-    address: Any  # a checksum address
-    contract: Any
-    decimals: int
-
-    def units(self, amount: str) -> int:
-        return parse_amount(amount, decimals=self.decimals)
-
-    def shown(self, units: int) -> str:
-        return f"{format_units(units, decimals=self.decimals)} of token {self.address}"
-
-
-def _erc20(session: Session, token: str) -> Erc20:
+def _token(session: Session, token: str) -> Asset:
     """TOKEN (an address, or ``devnet``: the devnet's reward token), checked on chain."""
-    if token.lower() == "devnet":
-        if not session.settings.reward_token:
-            raise BadToken("no devnet reward token in the settings: give the token's address")
-        token = session.settings.reward_token
-    if not Web3.is_address(token):
-        raise BadToken(f"{token!r} is not an address (0x and 40 hex digits) or `devnet`")
-    address = Web3.to_checksum_address(token)
-    contract = session.transport().web3.eth.contract(address=address, abi=_ERC20_ABI)
-    try:
-        decimals = int(contract.functions.decimals().call())
-    except (BadFunctionCallOutput, ContractLogicError) as exc:
-        raise BadToken(f"{address} is not an ERC-20 on this chain (no decimals())") from exc
-    return Erc20(address, contract, decimals)
+    address = token_address(token, devnet_token=session.settings.reward_token)
+    return asset_of(session.transport(), address, is_strict=True)
 
 
 @deposit_app.command("erc20")
@@ -226,27 +173,26 @@ def deposit_erc20(token: Token, amount: Amount) -> None:
     with reporting_errors():
         session = current().session()
         client = session.client(signing=True)
-        erc20 = _erc20(session, token)
-        units = erc20.units(amount)
-        owner = Web3.to_checksum_address(client.account)
-        held = int(erc20.contract.functions.balanceOf(owner).call())
+        erc20 = _token(session, token)
+        units = erc20.parse(amount)
+        held = erc20.balance(session.transport(), client.account)
         if held < units:
             raise BalanceTooLow(
-                f"{client.account} holds {erc20.shown(held)}; depositing {amount} needs more. "
-                "Get tokens first, or deposit less"
+                f"{client.account} holds {erc20.show(held)} (token {erc20.address}); "
+                f"depositing {erc20.show(units)} needs more. Get tokens first, or deposit less"
             )
         outcome = client.deposit_erc20(erc20.address, units)
-        _show(outcome, hint=f"deposited {erc20.shown(units)}")
+        _show(outcome, hint=f"deposited {erc20.show(units)}")
 
 
-def _check_in_app(session: Session, asset: str, units: int) -> None:
+def _check_in_app(session: Session, asset: Asset, units: int) -> None:
     """Refuse before sending when the in-app balance is short (the DApp would reject it)."""
     balances = session.client().ask(queries.BALANCES, address=session.require_address())
-    held = int(balances["ether"] if asset == "ether" else balances["erc20"].get(asset, "0"))
-    if held < units:
+    held = balances["ether"] if asset.is_ether else balances["erc20"].get(asset.address, "0")
+    if int(held) < units:
         raise InsufficientBalance(
-            f"your balance in the application is {held} base units of {asset}; "
-            f"withdrawing {units} needs more (see `deml inspect balances/<address>`)"
+            f"your balance in the application is {asset.show(held)}; withdrawing "
+            f"{asset.show(units)} needs more (see `deml rewards`)"
         )
 
 
@@ -260,9 +206,10 @@ def withdraw_ether(amount: Amount) -> None:
     Execute it with `deml execute --wait`.
     """
     with reporting_errors():
-        wei = parse_amount(amount)
         session = current().session()
-        _check_in_app(session, "ether", wei)
+        ether = asset_of(session.transport(), ZERO_ADDRESS)
+        wei = ether.parse(amount)
+        _check_in_app(session, ether, wei)
         _show(session.client(signing=True).withdraw_ether(wei), hint=_EXECUTE_HINT)
 
 
@@ -274,9 +221,9 @@ def withdraw_erc20(token: Token, amount: Amount) -> None:
     """
     with reporting_errors():
         session = current().session()
-        erc20 = _erc20(session, token)
-        units = erc20.units(amount)
-        _check_in_app(session, str(erc20.address).lower(), units)
+        erc20 = _token(session, token)
+        units = erc20.parse(amount)
+        _check_in_app(session, erc20, units)
         client = session.client(signing=True)
         _show(client.withdraw_erc20(erc20.address, units), hint=_EXECUTE_HINT)
 

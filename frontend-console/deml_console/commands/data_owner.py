@@ -13,12 +13,13 @@ from deml_protocol.cid import compute_cid
 from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
+from ..assets import asset_of
 from ..cli import DATA_OWNERS, app, current, reporting_errors
 from ..datasets import load_table
 from ..external_trainers import run_trainer_cmd
-from ..job_history import asset_of, clock_of, closed_rounds
+from ..job_history import closed_rounds
 from ..output import Output, table
-from ..phases import Phase, phase_of, wait_until
+from ..phases import Phase, clock_of, phase_of, wait_until
 from ..sdk import Client
 from ..sklearn_training import TrainRecipe, train_model
 from ..submitting import Step, current_round, submit_step

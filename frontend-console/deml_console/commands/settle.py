@@ -4,6 +4,7 @@ and ``deml cid``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -13,10 +14,10 @@ from rich.markup import escape
 
 from deml_protocol.cid import cid_of_file
 
-from ..calls import format_units
+from ..assets import Asset, assets_of, describe_voucher
 from ..cli import ANYONE, app, current, reporting_errors
-from ..node_outputs import NodeOutput, OutputReader, jsonable
-from ..output import Output, table
+from ..node_outputs import NodeOutput, OutputReader
+from ..output import Output, jsonable, table
 from ..phases import describe_seconds
 from ..sdk.node import NotClaimed
 from ..verify import verify_job
@@ -34,27 +35,25 @@ class VerifyFailed(RuntimeError):
     code: ClassVar[str] = "verify_failed"
 
 
-def _describe(output: NodeOutput) -> str:
+def _describe(output: NodeOutput, assets: Callable[[str], Asset]) -> str:
     if output.notice is not None:
         fields = ", ".join(f"{k}={v}" for k, v in jsonable(output.notice.fields).items())
         return f"{output.notice.name}: {fields}"
     if output.voucher is not None:
-        transfer = output.voucher.erc20_transfer()
-        if transfer is not None:
-            return f"pays {transfer[1]} of token {output.voucher.destination} to {transfer[0]}"
-        ether = format_units(output.voucher.value)
-        return f"pays {ether} ETH ({output.voucher.value} wei) to {output.voucher.destination}"
+        return describe_voucher(output.voucher, assets)
     return f"{output.kind} (not decoded)"
 
 
-def _output_data(reader: OutputReader, output: NodeOutput) -> dict[str, Any]:
+def _output_data(
+    reader: OutputReader, output: NodeOutput, assets: Callable[[str], Asset]
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "index": output.index,
         "input_index": output.input_index,
         "epoch_index": output.epoch_index,
         "type": output.kind,
         "claimed": reader.is_claimed(output),
-        "what": _describe(output),
+        "what": _describe(output, assets),
     }
     if output.notice is not None:
         data["notice"] = {"name": output.notice.name, "fields": jsonable(output.notice.fields)}
@@ -91,7 +90,8 @@ def outputs(
             me = session.require_address()
             sent = reader.inputs_sent_by(me)
             listed = [o for o in listed if o.pays(me) or o.input_index in sent]
-        rows = [_output_data(reader, o) for o in listed]
+        assets = assets_of(reader.transport)
+        rows = [_output_data(reader, o, assets) for o in listed]
 
         def render(console: Console) -> None:
             if not rows:
@@ -183,10 +183,11 @@ def execute(
                 raise NotAVoucher(
                     f"output {output.index} is a {output.kind}; only vouchers execute"
                 )
+        assets = assets_of(reader.transport)
         if wait:
             chosen = _wait_for_claims(reader, chosen, out=current().output, timeout_s=timeout)
         rows: list[dict[str, Any]] = [
-            {"index": o.index, "what": _describe(o), "result": _execute_one(reader, o, me)}
+            {"index": o.index, "what": _describe(o, assets), "result": _execute_one(reader, o, me)}
             for o in chosen
         ]
 

@@ -13,9 +13,10 @@ from deml_protocol.cid import compute_cid
 from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
+from ..assets import Asset, BalanceTooLow, asset_of, token_address
 from ..cli import SPONSORS, app, current, reporting_errors
 from ..datasets import load_table
-from ..job_history import Asset, BalanceTooLow, asset_of, clock_of, payouts_by_client, round_results
+from ..job_history import payouts_by_client, round_results
 from ..job_spec import (
     BadJobOption,
     BadModelSpec,
@@ -25,7 +26,16 @@ from ..job_spec import (
     spec_fields,
     spec_options,
 )
-from ..phases import Phase, WindowNotOpen, describe_seconds, phase_of, phase_window, wait_until
+from ..output import jsonable
+from ..phases import (
+    Phase,
+    WindowNotOpen,
+    clock_of,
+    describe_seconds,
+    phase_of,
+    phase_window,
+    wait_until,
+)
 from ..sdk import Client, notice
 from ..sdk.node import NodeTransport
 from ..session import Session
@@ -105,8 +115,7 @@ def create(
         fields = {"modelCid": compute_cid(initial), "recipe": recipe, "holdoutRows": holdout_rows}
         fields["holdoutCommitments"] = [s.commitment for s in shards]
         fields |= spec_fields(spec)
-        is_ether = asset.address == ZERO_ADDRESS
-        job_id = client.create_job(fields, reward, token=None if is_ether else asset.address)
+        job_id = client.create_job(fields, reward, token=None if asset.is_ether else asset.address)
         kept = staged.adopt(transport.app, job_id)
         result = {
             "job": job_id,
@@ -144,10 +153,10 @@ def _reward(
     if (ether is None) == (token is None) or (token is not None and amount is None):
         raise BadJobOption("give the reward as --ether AMOUNT, or --token ADDR|devnet --amount N")
     transport = session.transport()
-    address = session.settings.reward_token if token == "devnet" else (token or ZERO_ADDRESS)
-    if not address:
-        raise BadJobOption("--token devnet: this configuration names no devnet token")
-    asset = asset_of(transport, address)
+    address = ZERO_ADDRESS
+    if token is not None:
+        address = token_address(token, devnet_token=session.settings.reward_token)
+    asset = asset_of(transport, address, is_strict=True)
     reward = asset.parse(ether if ether is not None else str(amount))
     held = asset.balance(transport, client.account)
     if held < reward:
@@ -206,7 +215,7 @@ def close(job_id: JobId, round_index: RoundOpt = None) -> None:
         fields = _close_round(client, transport, _round_of(job, round_index))
         asset = asset_of(transport, job["asset"]).view()
         current().output.result(
-            job_views.jsonable(fields), lambda c: job_views.render_closed(c, fields, asset)
+            jsonable(fields), lambda c: job_views.render_closed(c, fields, asset)
         )
 
 
