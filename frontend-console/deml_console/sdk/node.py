@@ -130,11 +130,15 @@ def accounts_from_mnemonic(mnemonic: str, count: int) -> list[LocalAccount]:
     ]
 
 
-def poll(condition: Callable[[], bool], *, every_s: float = 0.5) -> None:
+def poll(condition: Callable[[], bool], *, every_s: float = 0.5, first_s: float = 0.05) -> None:
     """Wait until ``condition`` holds: a real node can only be asked again (no deadline here;
-    the caller decides how long a job may take)."""
+    the caller decides how long a job may take). Asks again after ``first_s``, then twice as
+    late each time up to every ``every_s``: a quick node answers in a tenth of a second, a
+    slow one is asked twice a second."""
+    delay = first_s
     while not condition():
-        time.sleep(every_s)
+        time.sleep(delay)
+        delay = min(every_s, 2 * delay)
 
 
 class NodeError(RuntimeError):
