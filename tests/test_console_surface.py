@@ -16,6 +16,8 @@ from deml_console.cli import app
 
 #: A command's summary (its help's first paragraph) fits on one line of its group's listing.
 SUMMARY_CHARS = 64
+#: ``error[code]`` in prose: the form, not a code.
+PLACEHOLDER = "code"
 
 
 def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -52,28 +54,35 @@ def test_every_help_reads_well_in_80_columns(path: tuple[str, ...], command: Any
 
 
 def _console_codes() -> set[str]:
-    """Every code the console itself can print: its error classes' codes (in the modules the
-    command imports), and the codes ``cli.py`` prints by hand."""
+    """Every code the console itself can print: the codes of the error classes in the modules
+    the `deml` command imports (asked of a fresh interpreter: other tests import more), and
+    the codes ``cli.py`` prints by hand."""
+    import importlib
+    import subprocess
     import sys
 
     import deml_console.cli as cli
 
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, deml_console.cli; print(*sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    modules = [importlib.import_module(m) for m in loaded if m.startswith("deml_console.")]
     codes = {
         str(value.__dict__["code"])
-        for name, module in list(sys.modules.items())
-        if name.startswith("deml_console.")
+        for module in modules
         for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, Exception)
-        and value.__module__ == name
+        and value.__module__ == module.__name__
         and isinstance(value.__dict__.get("code"), str)
     }
     source = Path(cli.__file__).read_text()
-    return (
-        codes
-        | set(re.findall(r'fail\("(\w+)"', source))
-        | set(re.findall(r"error\[(\w+)\]", source))
-    )
+    by_hand = set(re.findall(r'fail\("(\w+)"', source)) | set(re.findall(r"error\[(\w+)\]", source))
+    return codes | (by_hand - {PLACEHOLDER})
 
 
 def _documented_codes() -> set[str]:
@@ -85,7 +94,7 @@ def _documented_codes() -> set[str]:
         cells = [row.split("|")[1] for row in table.splitlines()[2:]]
         codes |= set(re.findall(r"`(\w+)`", "".join(cells)))
     section = text[text.index("## Errors and exit codes") :]
-    return codes | set(re.findall(r"error\[(\w+)\]", section))
+    return codes | (set(re.findall(r"error\[(\w+)\]", section)) - {PLACEHOLDER})
 
 
 def test_the_errors_table_lists_every_console_code_and_only_those() -> None:
@@ -95,3 +104,15 @@ def test_the_errors_table_lists_every_console_code_and_only_those() -> None:
     assert console - documented == set(), "printed by the console but not in docs/console.md"
     assert documented - console - set(ERROR_CODES) == set(), "documented but never printed"
     assert console & set(ERROR_CODES) == set(), "a console code must never mean a DApp code"
+
+
+def test_printed_text_is_never_markup(tmp_path: Path) -> None:
+    """A file name, a sponsor's recipe or a chain string prints as written: `[b]` stays."""
+    home = tmp_path / "home[b]x[/b]"
+    saved = CliRunner().invoke(
+        app,
+        ["config", "set", "--profile", "p", "--rpc-url", "http://[red]x"],
+        env={"DEML_HOME": str(home), "COLUMNS": "300"},
+    )
+    assert saved.exit_code == 0, saved.output
+    assert str(home / "config.json") in saved.stdout and "http://[red]x" in saved.stdout

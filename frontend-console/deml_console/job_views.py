@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from .assets import Asset
 from .output import table
@@ -54,13 +53,12 @@ def window_text(rnd: dict[str, Any], now: int) -> str:
 def render_show(console: Console, data: dict[str, Any]) -> None:
     job, now, asset = data["job"], data["now"], data["asset"]
     console.print(
-        f"[bold]job {job['id']}[/] ({job['status']}): metric {job['metric']}, "
+        f"job {job['id']} ({job['status']}): metric {job['metric']}, "
         f"round {_round_text(job)}, "
         f"escrow {_amount(job['escrow'], asset)}, bond {_amount(job['commit_bond'], asset)}",
         highlight=False,
     )
-    recipe = escape(job["recipe"])  # the sponsor's text: never markup
-    console.print(f"model {job['global_model_cid']}\nrecipe {recipe}", highlight=False)
+    console.print(f"model {job['global_model_cid']}\nrecipe {job['recipe']}", highlight=False)
     console.print(
         f"windows: commit {describe_seconds(job['commit_seconds'])}, "
         f"holdout {describe_seconds(job['holdout_seconds'])}, "

@@ -24,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["Output", "jsonable", "table"]
 
@@ -58,8 +59,12 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 @dataclass
 class Output:
     json_mode: bool = False
-    stdout: Console = field(default_factory=lambda: Console(soft_wrap=True))
-    stderr: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    # Never markup: what is printed holds chain data, file names and the sponsor's text,
+    # where `[b]` must stay `[b]`; styles are Text styles.
+    stdout: Console = field(default_factory=lambda: Console(soft_wrap=True, markup=False))
+    stderr: Console = field(
+        default_factory=lambda: Console(stderr=True, soft_wrap=True, markup=False)
+    )
 
     def result(self, data: Any, render: Callable[[Console], None] | None = None) -> None:
         """Print the command's result: ``data`` as JSON, or ``render(console)``, or ``data``."""
@@ -77,7 +82,7 @@ class Output:
 
     def warn(self, text: str) -> None:
         """A warning (stderr, ``warning: text``), printed even with ``--json``."""
-        self.stderr.print(f"[yellow]warning:[/] {text}", highlight=False)
+        self.stderr.print(Text.assemble(("warning:", "yellow"), f" {text}"), highlight=False)
 
     @contextmanager
     def status(self, text: str) -> Iterator[Callable[[str], None]]:

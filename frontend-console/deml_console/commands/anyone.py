@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from deml_protocol import queries
 from deml_protocol.addresses import ZERO_ADDRESS
@@ -84,11 +83,11 @@ def render_outcome(data: dict[str, Any]) -> Any:
         console.print(f"input {data['input_index']}: {data['status']}")
         for n in data["notices"]:
             fields = ", ".join(f"{k}={v}" for k, v in n["fields"].items())
-            console.print(f"  notice {n['index']} {n['name']}: {escape(fields)}")
+            console.print(f"  notice {n['index']} {n['name']}: {fields}")
         for v in data["vouchers"]:
             console.print(f"  voucher {v['index']}: {v['what']}", highlight=False)
         for r in data["reports"]:
-            console.print(f"  report: {escape(r)}")
+            console.print(f"  report: {r}")
 
     return render
 

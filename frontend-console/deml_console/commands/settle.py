@@ -10,7 +10,6 @@ from typing import Annotated, Any, ClassVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from deml_protocol.cid import cid_of_file
 
@@ -104,7 +103,7 @@ def outputs(
                     r["type"],
                     "yes" if r["claimed"] else "no",
                     {True: "yes", False: "no"}.get(r.get("executed"), ""),  # type: ignore[arg-type]
-                    escape(r["what"]),
+                    r["what"],
                 )
                 for r in rows
             ]
@@ -195,7 +194,7 @@ def execute(
             if not rows:
                 console.print("no vouchers pay you")
                 return
-            cells = [(r["index"], escape(r["what"]), r["result"]) for r in rows]
+            cells = [(r["index"], r["what"], r["result"]) for r in rows]
             console.print(table(None, ("#", "voucher", "result"), cells))
 
         current().output.result(rows, render)
