@@ -1,130 +1,226 @@
-"""``make demo``: the DeML marketplace end to end on the embedded devnet.
+"""``make demo``: the DeML marketplace end to end on the embedded devnet, told through the
+``deml`` console: every step is a ``deml`` command, printed as a user would type it in the
+demo's directory (where ``.devnet/devnet.json`` tells the console where everything is).
 
-A sponsor escrows a reward token for a two-round job on scikit-learn's breast-cancer data;
-three clients train on private partitions and one copies the global model; the DApp scores
-every reveal on the sponsor's held-out shard, aggregates the winners with FedAvg and pays
-by voucher; the vouchers are executed on chain once the epoch is claimed.
+A sponsor escrows 9000 DMLR (the devnet's ERC-20 reward token) for a two-round job on scikit-learn's
+breast-cancer data; alice, bob and carol train on private partitions; a copycat downloads
+the global model and submits it unchanged. The DApp scores every reveal on the sponsor's
+held-out shard, aggregates the winners with FedAvg and pays by voucher; each recipient
+executes its vouchers once the epoch is claimed, and anyone verifies the job. It ends with
+a table of balances and scores and a plot of the job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
+import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from deml_console.datasets import Features, Labels
-from deml_console.sdk import notice, vouchers
+from rich.console import Console
+from rich.table import Table
+
+from deml_console.cli import app
 from devnet.contracts import balance_of
 from devnet.stack import Devnet, DevnetConfig
 
-from .marketplace import WINDOW, Market
-from .node_client import Client, node_transport
+from .data import write_example_data
+from .node_client import Client
 
 TOKEN = 10**18
+ESCROW_TOKENS = 9000
+WINDOW = 600  # seconds, each of commit / holdout / reveal
+#: What the sponsor asks of the data owners' training: a few regularised passes from the
+#: global model (scikit-learn's LogisticRegression, warm-started), not a fit to convergence
+#: on each partition, which overfits it and scores worse on the shard than the average does.
+RECIPE = '{"epochs": 5, "l2": 0.01}'
+SPONSOR = 1
+OWNERS = {"alice": 2, "bob": 3, "carol": 4}
+COPYCAT = 5
+NAMES = {SPONSOR: "sponsor", **{n: name for name, n in OWNERS.items()}, COPYCAT: "copycat"}
+#: Where `make demo` leaves the job's plot (the repository's root; ignored by git).
+PLOT = Path("demo-report.png")
 
 
-def show(text: str) -> None:
-    print(text, flush=True)
+class CommandFailed(RuntimeError):
+    pass
 
 
-def accuracy(model: bytes, X: Features, y: Labels) -> float:
-    import onnxruntime as ort
+@dataclass
+class Terminal:
+    """Runs ``deml`` commands as typed in ``workdir``, printing each one first."""
 
-    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    probabilities = session.run(None, {"X": X})[0][:, 0]
-    return float(((probabilities >= 0.5) == y).mean())
+    workdir: Path
+    console: Console
+
+    def deml(self, *args: str, quiet: bool = False) -> str:
+        """Run ``deml ARGS`` (the same Typer app as the ``deml`` script, in this process);
+        its stdout. ``quiet``: the demo's own bookkeeping (e.g. ``--json`` to read a job id),
+        neither printed nor shown. A failing command stops the demo."""
+        if not quiet:
+            self.console.print(f"[bold]$ deml {shlex.join(args)}[/bold]", highlight=False)
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured):
+            code = app(args=list(args), prog_name="deml", standalone_mode=False)
+        if not quiet:
+            sys.stdout.write(captured.getvalue())
+            sys.stdout.flush()
+        if code != 0:
+            raise CommandFailed(f"`deml {shlex.join(args)}` exited {code}")
+        return captured.getvalue()
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.deml(*args, "--json", quiet=True))
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[dim]# {text}[/dim]", highlight=False)
+
+    def heading(self, text: str) -> None:
+        self.console.print(f"\n[bold cyan]== {text}[/bold cyan]")
 
 
-def play_round(
-    market: Market, client: Client, round_index: int, global_model: bytes, names: dict[str, str]
-) -> tuple[bytes, list[int]]:
-    sponsor, clients = market.sponsor, market.clients
-    show(f"\n== Round {round_index + 1}")
-    models = [market.train(i, global_model) for i in range(3)] + [global_model]
-    for index, (who, model) in enumerate(zip(clients, models, strict=True)):
-        market.commit(who, model, round_index)
-        if index < 3:
-            X, y = market.federation.partitions[index]
-            show(
-                f"  {names[who]:<7} trains on its private data (accuracy there "
-                f"{accuracy(model, X, y):.3f}) and commits a sealed hash"
-            )
+@contextlib.contextmanager
+def inside(workdir: Path) -> Iterator[None]:
+    """The demo's directory as the working directory and ``$DEML_HOME`` under it (each
+    account's local secrets: the sponsor's shards, the data owners' models and salts)."""
+    before, home = Path.cwd(), os.environ.get("DEML_HOME")
+    os.chdir(workdir)
+    os.environ["DEML_HOME"] = str(workdir / "home")
+    try:
+        yield
+    finally:
+        os.chdir(before)
+        if home is None:
+            os.environ.pop("DEML_HOME", None)
         else:
-            show(f"  {names[who]:<7} commits the global model unchanged")
-    market.net.send(sponsor, b"\0\0\0\0", advance_time=WINDOW)  # block time passes
-    market.reveal_holdout(round_index)
-    rnd = market.client(sponsor).round(market.job_id, round_index)
-    show(f"  sponsor reveals the held-out shard: baseline log-loss score {rnd['baseline']}")
-    for who, model in zip(clients, models, strict=True):
-        market.reveal(who, model, round_index)
-    market.net.send(sponsor, b"\0\0\0\0", advance_time=2 * WINDOW)
-    closed = market.client(clients[0]).close_round(market.job_id, round_index)
-    result = notice(closed, "RoundClosed").fields
-    paid = dict(zip((p.lower() for p in result["paid"]), result["amounts"], strict=True))
-    for who, score, ok in zip(result["clients"], result["scores"], result["accepted"], strict=True):
-        reward = paid.get(who.lower(), 0) / TOKEN
-        show(
-            f"  {names[who.lower()]:<7} score {score:>8}  gain {score - result['baseline']:>7}"
-            f"  {'accepted' if ok else 'rejected'}  reward {reward:10.4f} DEML"
-        )
-    show(f"  new global model {result['newModelCid']}")
-    paid_by = [voucher.index for voucher in vouchers(closed)]
-    return market.client(sponsor).fetch_blob(result["newModelCid"]), paid_by
+            os.environ["DEML_HOME"] = home
 
 
 def main() -> int:
     started = time.monotonic()
+    console = Console(highlight=False)
+    plot = PLOT.resolve()
     with tempfile.TemporaryDirectory(prefix="deml-demo-") as state:
-        show("Starting the devnet (anvil, Cartesi Rollups 2.2.0, host-mode node)...")
-        with Devnet(DevnetConfig(state_dir=Path(state), port=0, epoch_length=20)) as devnet:
-            client = Client(devnet)
-            show(f"  application {client.app}, node {devnet.info['node_url']}")
-            run(client)
-    show(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
-    return 0
+        workdir = Path(state)
+        console.print("Starting the devnet (anvil, Cartesi Rollups 2.2.0, host-mode node)...")
+        config = DevnetConfig(state_dir=workdir / ".devnet", port=0, epoch_length=20)
+        with Devnet(config) as devnet, inside(workdir):
+            console.print(f"  in {workdir}: .devnet/devnet.json says where everything is")
+            received, escrow = run(devnet, Terminal(workdir, console), plot=plot)
+    console.print(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
+    return 0 if sum(received.values()) == escrow else 1
 
 
-def run(client: Client) -> None:
-    token = client.info["reward_token"]
-    sponsor, *clients = client.accounts[5:10]
-    names = {
-        sponsor: "sponsor",
-        clients[0]: "alice",
-        clients[1]: "bob",
-        clients[2]: "carol",
-        clients[3]: "copycat",
-    }
-    net = node_transport(client.devnet)
-    market = Market(net, sponsor=sponsor, clients=clients)
-    escrow = 9_000 * TOKEN
-    market.post(escrow, token=token, metric="log_loss")
-    show(
-        f"\nSponsor posts job {market.job_id}: 9000 DEML escrowed through the ERC20Portal, "
-        "2 rounds, logistic regression, metric log-loss"
-    )
-    global_model, paid_indices = market.initial_model, []
+def run(devnet: Devnet, term: Terminal, *, plot: Path | None = None) -> tuple[dict[int, int], int]:
+    """The story on a started devnet, in ``term``'s directory; what each account received on
+    the base layer, and the escrow."""
+    chain_client = Client(devnet)
+    token = chain_client.info["reward_token"]
+    accounts = chain_client.accounts
+
+    term.heading("The data")
+    term.note("python -m demo.data data   # held-out rows for the sponsor, a partition each")
+    write_example_data(Path("data"))
+
+    term.heading("The sponsor posts a job")
+    job = _post_job(term)
+    before = {n: balance_of(chain_client.chain, token, accounts[n]) for n in NAMES}
+    term.deml("jobs")
+
     for round_index in (0, 1):
-        global_model, paid = play_round(market, client, round_index, global_model, names)
-        paid_indices += paid
-    show("\n== Settlement on the base layer")
-    client.close_epoch()
-    before = {who: balance_of(client.chain, token, who) for who in names}
-    for index in paid_indices:  # anyone may execute a voucher: account 0 pays the gas
-        assert net.execute_voucher(index, client.accounts[0])
-    show(f"  epoch claimed; {len(paid_indices)} vouchers executed by the Application contract")
-    total = 0
-    for who, name in names.items():
-        delta = balance_of(client.chain, token, who) - before[who]
-        total += delta
-        show(f"  {name:<7} received {delta / TOKEN:12.4f} DEML")
+        _play_round(term, job, round_index)
+
+    term.heading("Settlement on the base layer")
+    term.note("the devnet mines to the end of the epoch; the node claims it")
+    chain_client.close_epoch()
+    for number in NAMES:
+        term.deml("--account", str(number), "execute")
+    received = {n: balance_of(chain_client.chain, token, accounts[n]) - before[n] for n in NAMES}
+    term.deml("verify", job)
+    term.deml("job", "status", job)
+    if plot is not None:
+        term.deml("job", "report", job, "--plot", str(plot))
+    escrow = ESCROW_TOKENS * TOKEN
+    _final_table(term, received, escrow, _best_scores(term, job))
+    return received, escrow
+
+
+def _post_job(term: Terminal) -> str:
+    term.deml(
+        *("--account", str(SPONSOR), "job", "create"),
+        *("--model", "logistic:30", "--data", "data/holdout.npz", "--holdout-rows", "80"),
+        *("--token", "devnet", "--amount", str(ESCROW_TOKENS), "--metric", "log_loss"),
+        *("--commit-seconds", str(WINDOW), "--holdout-seconds", str(WINDOW)),
+        *("--reveal-seconds", str(WINDOW), "--recipe", RECIPE),
+    )
+    job = str(max(int(summary["id"]) for summary in term.json("jobs")))
+    term.note(f"job {job}: 2 rounds, logistic regression; approve + deposit + post in one command")
+    return job
+
+
+def _play_round(term: Terminal, job: str, round_index: int) -> None:
+    term.heading(f"Round {round_index}")
+    for name, number in OWNERS.items():
+        model = f"{name}-{round_index}.onnx"
+        term.deml(
+            "--account", str(number), "train", job, "--data", f"data/{name}.npz", "--out", model
+        )
+        term.deml("--account", str(number), "submit", job, "--model", model)
+    copy = f"copycat-{round_index}.onnx"
+    term.deml("--account", str(COPYCAT), "job", "model", job, "--out", copy)
+    term.deml("--account", str(COPYCAT), "submit", job, "--model", copy)
+    term.note("only sealed commitments are on chain; now the commit window ends")
+    term.deml("devnet", "advance-time", str(WINDOW))
+    term.deml("--account", str(SPONSOR), "job", "reveal", job)
+    for number in [*OWNERS.values(), COPYCAT]:
+        term.deml("--account", str(number), "submit", job)  # uploads the model, reveals it
+    term.deml("devnet", "advance-time", str(2 * WINDOW))
+    term.deml("--account", str(OWNERS["alice"]), "job", "close", job)  # anyone may
+
+
+def _best_scores(term: Terminal, job: str) -> tuple[dict[str, int], str]:
+    """Each client's best score, and the reward token's symbol."""
+    status = term.json("job", "status", job)
+    best = {str(e["client"]).lower(): int(e["best_score"]) for e in status["leaderboard"]}
+    return best, str(status["asset"]["symbol"])
+
+
+def _final_table(
+    term: Terminal, received: dict[int, int], escrow: int, scores: tuple[dict[str, int], str]
+) -> None:
+    best, symbol = scores
+    addresses = {n: str(a).lower() for n, a in enumerate(term_accounts(term))}
+    shown = Table(title="Balances and scores", title_justify="left")
+    for column in ("account", "who", "best score (log-loss)", "received on chain"):
+        shown.add_column(column, justify="right" if column != "who" else "left")
+    for number, name in NAMES.items():
+        score = best.get(addresses[number])
+        shown.add_row(
+            f"--account {number}",
+            name,
+            "" if score is None else str(score),
+            f"{received[number] / TOKEN:.4f} {symbol}",
+        )
+    term.console.print()
+    term.console.print(shown)
+    total = sum(received.values())
     status = "OK" if total == escrow else "MISMATCH"
-    show(
-        f"  paid out + refunded = {total / TOKEN:.4f} DEML of {escrow / TOKEN:.0f} escrowed: "
+    term.console.print(
+        f"paid out + refunded = {total / TOKEN:.4f} {symbol} of {escrow // TOKEN} escrowed: "
         f"{status}"
     )
-    if total != escrow:
-        raise SystemExit(1)
+
+
+def term_accounts(term: Terminal) -> Sequence[str]:
+    return [row["address"] for row in term.json("account", "list") if row["kind"] == "devnet"]
 
 
 if __name__ == "__main__":

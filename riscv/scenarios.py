@@ -78,14 +78,16 @@ def kind_of(sender: str, payload: bytes) -> str:
 # ---- demo ------------------------------------------------------------------------------------
 def demo_scenario() -> Scenario:
     """Runs ``make demo``'s story on a fresh devnet (quietly) and takes the node's record."""
-    from demo.__main__ import run
-    from demo.node_client import Client
+    from rich.console import Console
+
+    from demo.__main__ import Terminal, inside, run
     from devnet.stack import Devnet, DevnetConfig
 
     with tempfile.TemporaryDirectory(prefix="deml-riscv-demo-") as state:
-        config = DevnetConfig(state_dir=Path(state), port=0, epoch_length=20)
-        with Devnet(config) as devnet, contextlib.redirect_stdout(io.StringIO()):
-            run(Client(devnet))
+        workdir = Path(state)
+        config = DevnetConfig(state_dir=workdir / ".devnet", port=0, epoch_length=20)
+        with Devnet(config) as devnet, inside(workdir), contextlib.redirect_stdout(io.StringIO()):
+            run(devnet, Terminal(workdir, Console()))
             assert devnet.node is not None
             devnet.node.wait_until(lambda: bool(devnet.node and devnet.node.store.claims()))
             store = devnet.node.store

@@ -1,5 +1,6 @@
-"""Data owners: ``deml jobs``, ``deml train``, ``deml submit``, ``deml participate``,
-``deml rewards`` (``deml job show`` is in ``sponsor.py``, with the other ``job`` commands)."""
+"""Data owners: ``deml jobs``, ``deml train``, ``deml job model``, ``deml submit``,
+``deml participate``, ``deml rewards`` (``deml job show`` is in ``sponsor.py``, with the
+other ``job`` commands)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..sdk import Client
 from ..sklearn_training import TrainRecipe, train_model
 from ..submitting import Step, current_round, submit_step
 from ..workspace import Submission
-from .sponsor import JobId
+from .sponsor import JobId, RoundOpt, job_app
 
 TrainerCmd = Annotated[
     str | None,
@@ -100,6 +101,34 @@ def train(
         out.result(
             result,
             lambda c: c.print(f"trained for round {round_index}: {out_file} ({result['cid']})"),
+        )
+
+
+@job_app.command("model")
+def model(
+    job_id: JobId,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the model (.onnx).")],
+    round_index: RoundOpt = None,
+) -> None:
+    """Download a round's global model, checked against its CID.
+
+    The current round's by default, or `--round R`'s.
+    """
+    with reporting_errors():
+        client = current().session().client()
+        job = client.job(job_id)
+        rnd = current_round(job) if round_index is None else client.round(job_id, round_index)
+        data = client.fetch_blob(rnd["model_cid"])  # raises if the bytes do not match the CID
+        out_file.write_bytes(data)
+        result = {
+            "job": job_id,
+            "round": rnd["round"],
+            "model": str(out_file),
+            "cid": rnd["model_cid"],
+        }
+        current().output.result(
+            result,
+            lambda c: c.print(f"round {rnd['round']}'s model: {out_file} ({result['cid']})"),
         )
 
 

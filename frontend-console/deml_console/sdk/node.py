@@ -130,15 +130,15 @@ def accounts_from_mnemonic(mnemonic: str, count: int) -> list[LocalAccount]:
     ]
 
 
-def poll(condition: Callable[[], bool], *, every_s: float = 0.5, first_s: float = 0.05) -> None:
+def poll(condition: Callable[[], bool], *, every_s: float = 0.5, first_s: float = 0.02) -> None:
     """Wait until ``condition`` holds: a real node can only be asked again (no deadline here;
-    the caller decides how long a job may take). Asks again after ``first_s``, then twice as
-    late each time up to every ``every_s``: a quick node answers in a tenth of a second, a
-    slow one is asked twice a second."""
-    delay = first_s
+    the caller decides how long a job may take). Asks again after ``first_s``, then half as
+    long again each time up to ``every_s``: a node that processes an input in milliseconds
+    answers at once, one that waits for blocks is not asked more than twice a second."""
+    wait_s = first_s
     while not condition():
-        time.sleep(delay)
-        delay = min(every_s, 2 * delay)
+        time.sleep(wait_s)
+        wait_s = min(every_s, wait_s * 1.5)
 
 
 class NodeError(RuntimeError):
