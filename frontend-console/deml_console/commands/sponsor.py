@@ -39,7 +39,7 @@ from ..phases import (
 from ..sdk import Client, notice
 from ..sdk.node import NodeTransport
 from ..session import Session
-from ..submitting import upload
+from ..submitting import current_round, upload
 from ..workspace import HoldoutShard, SponsorSecrets
 
 job_app = typer.Typer(help="Post a job, reveal its shards, close and follow its rounds.")
@@ -55,16 +55,6 @@ def _connect(*, signing: bool) -> tuple[Session, Client, NodeTransport]:
     session = current().session()
     client = session.client(signing=signing)
     return session, client, session.transport()
-
-
-def _round_of(job: Any, round_index: int | None) -> Any:
-    if round_index is None and job["status"] == "finished":
-        raise WindowNotOpen(f"job {job['id']} is finished: all {job['rounds']} rounds are closed")
-    index = job["current_round"] if round_index is None else round_index
-    for rnd in job["opened_rounds"]:
-        if rnd["round"] == index:
-            return rnd
-    raise WindowNotOpen(f"round {index} of job {job['id']} is not open (rounds: {job['rounds']})")
 
 
 @job_app.command("create")
@@ -172,7 +162,7 @@ def reveal(job_id: JobId, round_index: RoundOpt = None) -> None:
     with reporting_errors():
         _, client, transport = _connect(signing=True)
         job = client.job(job_id)
-        rnd = _round_of(job, round_index)
+        rnd = current_round(job, round_index)
         cid = _reveal_round(client, transport, job, rnd)
         current().output.result(
             {"job": job_id, "round": rnd["round"], "holdout_cid": cid},
@@ -212,7 +202,7 @@ def close(job_id: JobId, round_index: RoundOpt = None) -> None:
     with reporting_errors():
         _, client, transport = _connect(signing=True)
         job = client.job(job_id)
-        fields = _close_round(client, transport, _round_of(job, round_index))
+        fields = _close_round(client, transport, current_round(job, round_index))
         asset = asset_of(transport, job["asset"]).view()
         current().output.result(
             jsonable(fields), lambda c: job_views.render_closed(c, fields, asset)
@@ -276,7 +266,7 @@ def run(job_id: JobId) -> None:
         _, client, transport = _connect(signing=True)
         clock = clock_of(transport)
         while (job := client.job(job_id))["status"] != "finished":
-            rnd = _round_of(job, None)
+            rnd = current_round(job, None)
             phase = phase_of(rnd, clock())
             if phase is Phase.HOLDOUT and rnd["holdout_cid"] is None:
                 cid = _reveal_round(client, transport, job, rnd)
