@@ -100,7 +100,6 @@ class Output:
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
         columns += [DownloadColumn()] if bytes_ else [TextColumn("{task.completed}/{task.total}")]
         columns.append(TimeRemainingColumn())
-        with Progress(
-            *columns, console=self.stderr, disable=self.json_mode, transient=True
-        ) as shown:
+        hidden = self.json_mode or not self.stderr.is_terminal  # a log gets no bar remnants
+        with Progress(*columns, console=self.stderr, disable=hidden, transient=True) as shown:
             yield shown
