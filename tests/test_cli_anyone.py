@@ -172,6 +172,9 @@ def test_deposit_withdraw_outputs_and_execute(devnet: Devnet) -> None:
     assert ok(devnet, "outputs", "--input", str(withdrawn["input_index"]))[0]["index"] == index
     assert ok(devnet, "--account", "2", "outputs", "--mine") == []
     assert error(devnet, "--account", "1", "execute", str(index)) == "not_claimed"
+    # Nothing mines here (blocks come with transactions only): --wait gives up, exit 1.
+    waited = deml(devnet, "--account", "1", "execute", str(index), "--wait", "--timeout", "1")
+    assert waited.exit_code == 1 and "still not claimed after 1s" in waited.stderr
 
     wait_claimed(devnet, index)
     web3 = node_transport(devnet).web3
@@ -322,20 +325,6 @@ def ok_or_failed(devnet: Devnet, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def test_the_console_codes_never_mean_a_dapp_code() -> None:
-    from deml_console import aggregation, calls, node_outputs
-    from deml_console.commands import anyone, devnet, settle
-    from deml_protocol.errors import ERROR_CODES, RETIRED_CODES
-
-    local = {
-        str(v.__dict__["code"])
-        for module in (aggregation, calls, node_outputs, anyone, devnet, settle)
-        for v in vars(module).values()
-        if isinstance(v, type) and v.__module__ == module.__name__ and "code" in v.__dict__
-    }
-    assert len(local) >= 9 and not local & (set(ERROR_CODES) | set(RETIRED_CODES))
-
-
 def test_only_fedavg_jobs_are_recomputed() -> None:
     assert aggregation_policy({}) == "fedavg"
     assert aggregation_policy({"aggregation": "FedAvg"}) in VERIFIABLE_POLICIES
@@ -353,16 +342,43 @@ def test_every_key_of_devnet_json_is_documented(devnet: Devnet) -> None:
 @pytest.mark.devnet
 def test_an_idle_devnet_still_claims_its_epochs(tmp_path: Path) -> None:
     """With interval mining (what `python -m devnet up` runs), nobody needs to send anything
-    after a withdrawal for its voucher to become executable."""
+    after a withdrawal for its voucher to become executable: `deml execute --wait` right
+    after it executes it."""
     config = DevnetConfig(state_dir=tmp_path / "idle", port=0, epoch_length=4, block_time_s=0.2)
     with Devnet(config) as idle:
         assert ok(idle, "--account", "1", "deposit", "ether", "1")["status"] == "accepted"
         index = ok(idle, "--account", "1", "withdraw", "ether", "1")["vouchers"][0]["index"]
-        net = node_transport(idle)
+        # At once, as a user would: it waits for the claim (no transaction, no mining by
+        # hand), then executes.
+        executed = ok(idle, "--account", "1", "execute", "--wait")
+        assert [(r["index"], r["result"]) for r in executed] == [(index, "executed")]
 
-        def claimed() -> bool:
-            got = net.rpc("cartesi_getOutput", application=net.app, output_index=hex(index))
-            return got["data"]["output_hashes_siblings"] is not None
 
-        idle.wait_until(claimed)  # no transaction, no mining by hand
-        assert ok(idle, "--account", "1", "execute")[0]["result"] == "executed"
+@pytest.mark.devnet
+def test_every_read_only_command_prints_only_json_on_stdout(
+    devnet: Devnet, closed_job: tuple[int, dict[str, Any]], tmp_path: Path
+) -> None:
+    """`--json` on every command that only reads: stdout is one JSON document (progress and
+    narration go to stderr), before or after the command's own arguments."""
+    job = str(closed_job[0])
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"model")
+    commands = [
+        ["jobs"],
+        ["job", "show", job],
+        ["job", "status", job],
+        ["outputs"],
+        ["--account", "6", "outputs", "--mine"],
+        ["inspect", f"jobs/{job}"],
+        ["verify", job],
+        ["--account", "6", "rewards"],
+        ["config", "show"],
+        ["account", "list"],
+        ["cid", str(model)],
+    ]
+    for args in commands:
+        result = deml(devnet, "--json", *args)
+        assert result.exit_code == 0, (args, result.output)
+        json.loads(result.stdout)  # nothing but the JSON document
+    failed = deml(devnet, "--json", "job", "show", "999")
+    assert failed.exit_code == 1 and failed.stdout == ""

@@ -33,14 +33,16 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from deml_protocol.cid import cid_of_file
-
 from .accounts import resolve_signer
 from .output import Output
 from .session import Session
 from .settings import Settings, load_settings
 
 __all__ = ["GLOBAL_OPTIONS", "Globals", "app", "current", "fail", "reporting_errors"]
+
+#: The panels of `deml --help`, one per kind of user, in this order.
+SPONSORS, DATA_OWNERS, ANYONE, SETUP = "Sponsors", "Data owners", "Anyone", "Setup"
+PANELS = (SPONSORS, DATA_OWNERS, ANYONE, SETUP)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -83,7 +85,15 @@ def globals_first(args: Sequence[str]) -> list[str]:
 
 
 class _DemlGroup(TyperGroup):
-    """Typer's group, with usage errors printed as ``error[usage]`` instead of a panel."""
+    """Typer's group, with usage errors printed as ``error[usage]`` instead of a panel, and
+    its commands listed by panel (:data:`PANELS`) rather than by import order."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        def panel(name: str) -> int:
+            shown = getattr(self.commands[name], "rich_help_panel", None)
+            return PANELS.index(shown) if shown in PANELS else len(PANELS)
+
+        return sorted(super().list_commands(ctx), key=panel)
 
     def main(  # type: ignore[override]  # click's signature, positional by design
         self,
@@ -124,6 +134,7 @@ app = typer.Typer(
     cls=_DemlGroup,
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,  # never print locals (keys) in a traceback
 )
 
@@ -197,7 +208,7 @@ def main(
     ] = None,
     devnet: Annotated[
         Path | None,
-        typer.Option(envvar="DEML_DEVNET", help="A devnet.json [default: .devnet/devnet.json]."),
+        typer.Option(envvar="DEML_DEVNET", help="A devnet.json (default: .devnet/devnet.json)."),
     ] = None,
     account: Annotated[
         int | None,
@@ -211,12 +222,14 @@ def main(
         ),
     ] = None,
 ) -> None:
-    """DeML console: post and join federated-training jobs on a Cartesi rollup.
+    """Post and join federated-training jobs on a Cartesi rollup (DeML).
 
-    Options above may also follow the command (`deml jobs --json`). Without --rpc-url,
-    --node-url and --app, the devnet's .devnet/devnet.json (written by `python -m devnet up`)
-    or a saved profile says where the node is. Exit codes: 0 done, 1 error (printed as
-    error[code]: what to do), 2 usage, 130 interrupted.
+    The options below may also follow the command (`deml jobs --json`). Without `--rpc-url`,
+    `--node-url` and `--app`, the devnet's `.devnet/devnet.json` (written by
+    `python -m devnet up`) or a saved profile (`deml config set`) says where the node is.
+
+    Exit codes: 0 done; 1 an error, printed as `error[code]: what to do`; 2 a usage
+    mistake; 130 interrupted. Every command is in docs/console.md.
     """
     _CURRENT.set(
         Globals(
@@ -268,24 +281,6 @@ def reporting_errors() -> Iterator[None]:
         if not isinstance(code, str):
             raise
         fail(code, str(exc))
-
-
-@app.command("cid")
-def cid_command(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="File to hash.", show_default=False)],
-    cid_version: Annotated[
-        int,
-        typer.Option(
-            "--cid-version",
-            min=0,
-            max=1,
-            help="1: as `ipfs add --cid-version=1` (bafy..., default); 0: as `ipfs add` (Qm...).",
-        ),
-    ] = 1,
-) -> None:
-    """Print the CID `ipfs add` would give FILE, without uploading it anywhere."""
-    with reporting_errors():
-        typer.echo(cid_of_file(file, version=cid_version))
 
 
 from . import commands  # noqa: E402, F401  (registers every command on `app`)

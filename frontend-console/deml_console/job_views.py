@@ -4,17 +4,15 @@ and does no I/O but printing."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
+from .assets import Asset
 from .output import table
 from .phases import describe_seconds, phase_of, phase_window
 
 __all__ = [
-    "jsonable",
     "render_closed",
     "window_text",
     "render_jobs",
@@ -23,26 +21,9 @@ __all__ = [
 ]
 
 
-def jsonable(fields: dict[str, Any]) -> dict[str, Any]:
-    """Notice fields for ``--json``: big integers as decimal strings, bytes as hex."""
-
-    def one(value: Any) -> Any:
-        if isinstance(value, bytes):
-            return "0x" + value.hex()
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int):
-            return str(value)
-        if isinstance(value, list | tuple):
-            return [one(v) for v in value]
-        return value
-
-    return {key: one(value) for key, value in fields.items()}
-
-
 def _amount(value: int | str, asset: dict[str, Any]) -> str:
-    shown = Decimal(int(value)) / (Decimal(10) ** int(asset["decimals"]))
-    return f"{shown.normalize():f} {asset['symbol']}"
+    """``asset`` is an :meth:`~deml_console.assets.Asset.view`."""
+    return Asset(asset["address"], asset["symbol"], int(asset["decimals"])).show(value)
 
 
 def _short(address: str) -> str:
@@ -72,13 +53,12 @@ def window_text(rnd: dict[str, Any], now: int) -> str:
 def render_show(console: Console, data: dict[str, Any]) -> None:
     job, now, asset = data["job"], data["now"], data["asset"]
     console.print(
-        f"[bold]job {job['id']}[/] ({job['status']}): metric {job['metric']}, "
+        f"job {job['id']} ({job['status']}): metric {job['metric']}, "
         f"round {_round_text(job)}, "
         f"escrow {_amount(job['escrow'], asset)}, bond {_amount(job['commit_bond'], asset)}",
         highlight=False,
     )
-    recipe = escape(job["recipe"])  # the sponsor's text: never markup
-    console.print(f"model {job['global_model_cid']}\nrecipe {recipe}", highlight=False)
+    console.print(f"model {job['global_model_cid']}\nrecipe {job['recipe']}", highlight=False)
     console.print(
         f"windows: commit {describe_seconds(job['commit_seconds'])}, "
         f"holdout {describe_seconds(job['holdout_seconds'])}, "

@@ -15,41 +15,13 @@ from typing import Any, ClassVar
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from deml_protocol.notices import decode_notice
 from deml_protocol.outputs import decode_output, output_type
 
-from .sdk.node import NodeError, NodeTransport
-from .sdk.results import Notice, Voucher
+from .sdk.node import ROLLUPS_ABI, NodeError, NodeTransport
+from .sdk.results import Notice, Output, Voucher, decoded
 
-__all__ = ["NoSuchOutput", "NodeOutput", "OutputReader", "jsonable"]
+__all__ = ["NoSuchOutput", "NodeOutput", "OutputReader"]
 
-#: The Application contract's functions read here (Rollups 2.2.0 ABI, these entries only).
-APPLICATION_ABI: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "name": "validateOutput",
-        "stateMutability": "view",
-        "inputs": [
-            {"name": "output", "type": "bytes"},
-            {
-                "name": "proof",
-                "type": "tuple",
-                "components": [
-                    {"name": "outputIndex", "type": "uint64"},
-                    {"name": "outputHashesSiblings", "type": "bytes32[]"},
-                ],
-            },
-        ],
-        "outputs": [],
-    },
-    {
-        "type": "function",
-        "name": "wasOutputExecuted",
-        "stateMutability": "view",
-        "inputs": [{"name": "outputIndex", "type": "uint256"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    },
-]
 _PAGE = 500
 
 
@@ -86,37 +58,25 @@ def _decoded(row: dict[str, Any]) -> NodeOutput:
     raw = _hex(row["raw_data"])
     index = int(row["index"], 16)
     siblings = row.get("output_hashes_siblings")
-    notice = voucher = None
-    kind = output_type(raw)
-    fields = decode_output(raw)
-    if kind == "Notice":
-        payload = fields["payload"]
-        assert isinstance(payload, bytes)
-        try:
-            name, values = decode_notice(payload)
-            notice = Notice(name, values, index)
-        except (ValueError, KeyError):  # not one of ours: shown raw
-            notice = Notice("(unknown)", {"payload": payload}, index)
-    elif kind == "Voucher":
-        destination, value, payload = fields["destination"], fields["value"], fields["payload"]
-        assert isinstance(destination, str) and isinstance(value, int)
-        assert isinstance(payload, bytes)
-        voucher = Voucher(index, destination.lower(), value, payload)
+    try:
+        value = decoded(Output(index, raw))
+    except (ValueError, KeyError):  # a notice that is not one of ours: shown raw
+        value = Notice("(unknown)", {"payload": decode_output(raw)["payload"]}, index)
     return NodeOutput(
         index=index,
         input_index=int(row["input_index"], 16),
         epoch_index=int(row["epoch_index"], 16),
         raw=raw,
         siblings=None if siblings is None else [_hex(s) for s in siblings],
-        notice=notice,
-        voucher=voucher,
+        notice=value if isinstance(value, Notice) else None,
+        voucher=value if isinstance(value, Voucher) else None,
     )
 
 
 @dataclass
 class OutputReader:
     transport: NodeTransport
-    _accepted: dict[int, bool] = field(default_factory=dict)
+    _accepted: set[int] = field(default_factory=set)  # epochs seen claimed (a claim stays)
 
     def outputs(self, *, input_index: int | None = None) -> Iterator[NodeOutput]:
         """Every output of the application (or of one input), in index order."""
@@ -169,8 +129,9 @@ class OutputReader:
             got = self.transport.rpc(
                 "cartesi_getEpoch", application=self.transport.app, epoch_index=hex(epoch)
             )
-            self._accepted[epoch] = got["data"]["status"] == "CLAIM_ACCEPTED"
-        return self._accepted[epoch]
+            if got["data"]["status"] == "CLAIM_ACCEPTED":
+                self._accepted.add(epoch)
+        return epoch in self._accepted
 
     def is_executed(self, output: NodeOutput) -> bool:
         return bool(self._application().functions.wasOutputExecuted(output.index).call())
@@ -188,19 +149,8 @@ class OutputReader:
 
     def _application(self) -> Any:
         return self.transport.web3.eth.contract(
-            address=Web3.to_checksum_address(self.transport.app), abi=APPLICATION_ABI
+            address=Web3.to_checksum_address(self.transport.app), abi=ROLLUPS_ABI
         )
-
-
-def jsonable(value: Any) -> Any:
-    """Notice fields and the like as JSON: bytes as 0x hex, tuples as lists."""
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def _hex(text: str) -> bytes:

@@ -24,8 +24,26 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["Output", "table"]
+__all__ = ["Output", "jsonable", "table"]
+
+
+def jsonable(value: Any) -> Any:
+    """Decoded values (notice fields, ...) as ``--json`` prints them: integers as decimal
+    strings (ABI integers overflow a JSON reader's doubles; the DApp's replies do the same),
+    bytes as 0x hex, tuples as lists."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
@@ -41,8 +59,12 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 @dataclass
 class Output:
     json_mode: bool = False
-    stdout: Console = field(default_factory=lambda: Console(soft_wrap=True))
-    stderr: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    # Never markup: what is printed holds chain data, file names and the sponsor's text,
+    # where `[b]` must stay `[b]`; styles are Text styles.
+    stdout: Console = field(default_factory=lambda: Console(soft_wrap=True, markup=False))
+    stderr: Console = field(
+        default_factory=lambda: Console(stderr=True, soft_wrap=True, markup=False)
+    )
 
     def result(self, data: Any, render: Callable[[Console], None] | None = None) -> None:
         """Print the command's result: ``data`` as JSON, or ``render(console)``, or ``data``."""
@@ -60,7 +82,17 @@ class Output:
 
     def warn(self, text: str) -> None:
         """A warning (stderr, ``warning: text``), printed even with ``--json``."""
-        self.stderr.print(f"[yellow]warning:[/] {text}", highlight=False)
+        self.stderr.print(Text.assemble(("warning:", "yellow"), f" {text}"), highlight=False)
+
+    @contextmanager
+    def status(self, text: str) -> Iterator[Callable[[str], None]]:
+        """A spinner and ``text`` on stderr (hidden with ``--json`` or when not a terminal);
+        yields a function that changes the text."""
+        if self.json_mode or not self.stderr.is_terminal:
+            yield lambda _: None
+            return
+        with self.stderr.status(text) as shown:
+            yield lambda new: shown.update(new)
 
     @contextmanager
     def progress(self, *, bytes_: bool = False) -> Iterator[Progress]:
@@ -68,7 +100,6 @@ class Output:
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
         columns += [DownloadColumn()] if bytes_ else [TextColumn("{task.completed}/{task.total}")]
         columns.append(TimeRemainingColumn())
-        with Progress(
-            *columns, console=self.stderr, disable=self.json_mode, transient=True
-        ) as shown:
+        hidden = self.json_mode or not self.stderr.is_terminal  # a log gets no bar remnants
+        with Progress(*columns, console=self.stderr, disable=hidden, transient=True) as shown:
             yield shown

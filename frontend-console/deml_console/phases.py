@@ -18,12 +18,14 @@ from deml_protocol.errors import WindowNotOpen  # checked here first: the DApp's
 from deml_protocol.queries import RoundReply
 
 from .output import Output
+from .sdk.node import NodeTransport
 
 __all__ = [
     "Clock",
     "Phase",
     "WindowNotOpen",
     "chain_clock",
+    "clock_of",
     "describe_seconds",
     "phase_of",
     "phase_window",
@@ -85,6 +87,11 @@ def chain_clock(latest_block_ts: Callable[[], int]) -> Clock:
     return lambda: max(int(latest_block_ts()), int(time.time()))
 
 
+def clock_of(transport: NodeTransport) -> Clock:
+    """:func:`chain_clock` of a node's chain."""
+    return chain_clock(lambda: int(transport.web3.eth.get_block("latest")["timestamp"]))
+
+
 def wait_until(
     target_ts: int,
     *,
@@ -94,8 +101,8 @@ def wait_until(
     ready: Callable[[], bool] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Block until ``clock() >= target_ts`` (or ``ready()``, asked every few seconds), showing
-    a countdown (stderr, hidden off a TTY)."""
+    """Block until ``clock() >= target_ts`` (or ``ready()``, asked at each look at the clock),
+    showing a countdown (stderr, hidden off a TTY)."""
     now = clock()
     if now >= target_ts or (ready is not None and ready()):
         return
@@ -103,10 +110,9 @@ def wait_until(
     out.say(f"waiting {describe_seconds(total)} (chain time) for {label}")
     with out.progress() as progress:
         task = progress.add_task(label, total=total)
-        polls = 0
         while now < target_ts:
             sleep(min(0.5, target_ts - now))
-            now, polls = clock(), polls + 1
-            if ready is not None and polls % 3 == 0 and ready():
+            now = clock()
+            if ready is not None and ready():
                 return
             progress.update(task, completed=min(total, total - (target_ts - now)))

@@ -22,7 +22,7 @@ from deml_protocol.commitments import submission_commitment
 from deml_protocol.errors import GraphMismatch  # checked here first: the DApp's own code
 from deml_protocol.uploads import upload_inputs
 
-from .job_history import BalanceTooLow
+from .assets import BalanceTooLow
 from .output import Output
 from .phases import Clock, Phase, WindowNotOpen, describe_seconds, phase_of, wait_until
 from .sdk import Client
@@ -67,11 +67,15 @@ def upload(client: Client, data: bytes, out: Output, what: str) -> str:
     return cid
 
 
-def current_round(job: Any) -> Any:
+def current_round(job: Any, index: int | None = None) -> Any:
+    """Round ``index`` of the job reply (default: its current round), if it has opened."""
+    if index is None and job["status"] == "finished":
+        raise WindowNotOpen(f"job {job['id']} is finished: all {job['rounds']} rounds are closed")
+    wanted = job["current_round"] if index is None else index
     for rnd in job["opened_rounds"]:
-        if rnd["round"] == job["current_round"]:
+        if rnd["round"] == wanted:
             return rnd
-    raise WindowNotOpen(f"job {job['id']} is finished: all {job['rounds']} rounds are closed")
+    raise WindowNotOpen(f"round {wanted} of job {job['id']} is not open (rounds: {job['rounds']})")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from deml_protocol.cid import compute_cid
 from deml_protocol.errors import BlobNotFound, NotFound
 
 from .aggregation import fedavg
+from .job_history import round_closed_outputs
 from .node_outputs import NodeOutput, OutputReader
 from .sdk import Client
 
@@ -56,13 +57,11 @@ def aggregation_policy(job: Any) -> str:
 
 
 def _round_closed_notices(reader: OutputReader, job_id: int) -> dict[int, NodeOutput]:
-    found: dict[int, NodeOutput] = {}
-    for output in reader.outputs():
-        notice = output.notice
-        if notice is not None and notice.name == "RoundClosed":
-            if int(notice.fields["jobId"]) == job_id:
-                found[int(notice.fields["round"])] = output
-    return found
+    return {
+        int(o.notice.fields["round"]): o
+        for o in round_closed_outputs(reader)
+        if o.notice is not None and int(o.notice.fields["jobId"]) == job_id
+    }
 
 
 def _recompute(client: Client, initial_model: bytes, rnd: Any, fields: dict[str, Any]) -> str:

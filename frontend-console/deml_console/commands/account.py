@@ -9,11 +9,11 @@ import typer
 from rich.console import Console
 
 from .. import accounts
-from ..cli import app, current, reporting_errors
+from ..cli import SETUP, app, current, reporting_errors
 from ..output import table
 
 account_app = typer.Typer(help="Keys: create, import, list (encrypted JSON keystores).")
-app.add_typer(account_app, name="account")
+app.add_typer(account_app, name="account", rich_help_panel=SETUP)
 
 Name = Annotated[str, typer.Option("--name", help="The keystore's name (its file name).")]
 
@@ -24,7 +24,10 @@ def _ask_new_password(text: str) -> str:
 
 @account_app.command("new")
 def new(name: Name = "default") -> None:
-    """Create a random key and save it encrypted (password: asked, or DEML_PASSWORD)."""
+    """Create a random key and save it encrypted in the keystore.
+
+    The password is asked for, or read from DEML_PASSWORD.
+    """
     with reporting_errors():
         entry = accounts.create(name, _ask_new_password)
         out = current().output
@@ -36,7 +39,11 @@ def new(name: Name = "default") -> None:
 
 @account_app.command("import")
 def import_(name: Name = "default") -> None:
-    """Save an existing private key encrypted (key: DEML_PRIVATE_KEY, or asked)."""
+    """Save an existing private key encrypted in the keystore.
+
+    The key comes from DEML_PRIVATE_KEY or is asked for (hidden); the password from
+    DEML_PASSWORD, or asked for.
+    """
     with reporting_errors():
         key = os.environ.get("DEML_PRIVATE_KEY") or str(
             typer.prompt("private key (hex)", hide_input=True)
@@ -50,7 +57,7 @@ def import_(name: Name = "default") -> None:
 
 @account_app.command("list")
 def list_() -> None:
-    """The keystore's accounts, and the devnet's accounts (for --account N) if there is one."""
+    """List the keystore's accounts and the devnet's (`--account N`)."""
     with reporting_errors():
         rows = [
             {"kind": "keystore", "name": e.name, "address": e.address}

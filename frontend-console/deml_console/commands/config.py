@@ -7,17 +7,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..cli import app, current, reporting_errors
+from ..cli import SETUP, app, current, reporting_errors
 from ..output import table
 from ..settings import DEFAULT_PROFILE, ConfigError, save_profile
 
 config_app = typer.Typer(help="Settings: show them, save a profile for a real deployment.")
-app.add_typer(config_app, name="config")
+app.add_typer(config_app, name="config", rich_help_panel=SETUP)
 
 
 @config_app.command("show")
 def show() -> None:
-    """The settings this command line resolves to, and where each comes from."""
+    """Show the settings in use and where each comes from."""
     with reporting_errors():
         public = current().settings().public()
         if public.get("mnemonic"):
@@ -39,8 +39,12 @@ def set_(
     reward_token: Annotated[str | None, typer.Option(help="A default ERC-20 for rewards.")] = None,
     epoch_length: Annotated[int | None, typer.Option(help="Blocks per epoch.")] = None,
 ) -> None:
-    """Save --rpc-url, --node-url, --app (and the options here) into --profile (default:
-    'default'), e.g. `deml config set --profile sepolia --rpc-url URL --node-url URL --app 0x..`."""
+    """Save where the chain, the node and the app are into a profile.
+
+    Saves `--rpc-url`, `--node-url`, `--app` and the options below into `--profile`
+    (default: `default`), e.g.
+    `deml config set --profile sepolia --rpc-url URL --node-url URL --app 0x...`.
+    """
     with reporting_errors():
         given = current()
         values = {

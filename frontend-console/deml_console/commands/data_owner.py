@@ -14,12 +14,13 @@ from deml_protocol.cid import compute_cid
 from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
-from ..cli import app, current, reporting_errors
+from ..assets import asset_of
+from ..cli import DATA_OWNERS, app, current, reporting_errors
 from ..datasets import load_table
 from ..external_trainers import run_trainer_cmd
-from ..job_history import asset_of, clock_of, closed_rounds
+from ..job_history import closed_rounds
 from ..output import Output, table
-from ..phases import Phase, phase_of, wait_until
+from ..phases import Phase, clock_of, phase_of, wait_until
 from ..sdk import Client
 from ..sklearn_training import TrainRecipe, train_model
 from ..submitting import Step, current_round, submit_step
@@ -37,9 +38,9 @@ TrainerCmd = Annotated[
 DataOpt = Annotated[Path, typer.Option(help="Your data: CSV (last column = label) or .npz (X, y).")]
 
 
-@app.command("jobs")
+@app.command("jobs", rich_help_panel=DATA_OWNERS)
 def jobs() -> None:
-    """Jobs on this application: status, metric, round, escrow and the open window."""
+    """List the jobs: status, metric, round, escrow, the open window."""
     with reporting_errors():
         session = current().session()
         client, transport = session.client(), session.transport()
@@ -74,15 +75,18 @@ def _train(
     return model, rnd["round"]
 
 
-@app.command("train")
+@app.command("train", rich_help_panel=DATA_OWNERS)
 def train(
     job_id: JobId,
     data: DataOpt,
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the model (.onnx).")],
     trainer_cmd: TrainerCmd = None,
 ) -> None:
-    """Train the job's current global model on your data (scikit-learn, warm-started);
-    writes the same graph with new weights."""
+    """Train the job's current model on your data.
+
+    Fetches the round's global model by its CID (checked), trains it with scikit-learn
+    warm-started from its weights, and writes the same graph with the new weights to `--out`.
+    """
     with reporting_errors():
         out = current().output
         client = current().session().client()
@@ -106,7 +110,10 @@ def model(
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the model (.onnx).")],
     round_index: RoundOpt = None,
 ) -> None:
-    """Download a round's global model (default: the current one), checked against its CID."""
+    """Download a round's global model, checked against its CID.
+
+    The current round's by default, or `--round R`'s.
+    """
     with reporting_errors():
         client = current().session().client()
         job = client.job(job_id)
@@ -149,7 +156,7 @@ def _show(record: Submission) -> dict[str, Any]:
     }
 
 
-@app.command("submit")
+@app.command("submit", rich_help_panel=DATA_OWNERS)
 def submit(
     job_id: JobId,
     model: Annotated[
@@ -165,8 +172,12 @@ def submit(
         ),
     ] = False,
 ) -> None:
-    """Commit a model to the current round now; upload it after the commit window closes and
-    reveal it once the shard is out. Run again (or use --wait) to finish the later steps."""
+    """Commit a model to the current round, then upload and reveal it.
+
+    Commits now; uploads the model only once the commit window has closed (earlier, a watcher
+    could commit the same model) and reveals it once the sponsor's shard is out. Without
+    `--wait` it does what the windows allow now: run it again (no `--model`) to carry on.
+    """
     with reporting_errors():
         step = _step(waiting=wait, upload_early=upload_early)
         record = submit_step(step, job_id, None if model is None else model.read_bytes())
@@ -184,10 +195,13 @@ def submit(
         )
 
 
-@app.command("participate")
+@app.command("participate", rich_help_panel=DATA_OWNERS)
 def participate(job_id: JobId, data: DataOpt, trainer_cmd: TrainerCmd = None) -> None:
-    """Stay attached until the job is finished: each round, train on DATA, commit, upload
-    after the commit window, reveal; close rounds nobody closed."""
+    """Train and submit every round until the job ends.
+
+    Stays attached. Each round: trains on `--data`, commits, uploads after the commit window,
+    reveals, and closes the round if nobody has.
+    """
     with reporting_errors():
         step = _step(waiting=True)
         client = step.client
@@ -228,9 +242,12 @@ def _wait_for_close(step: Step, job_id: int, rnd: Any) -> None:
     )
 
 
-@app.command("rewards")
+@app.command("rewards", rich_help_panel=DATA_OWNERS)
 def rewards() -> None:
-    """Your balances in the application (withdraw with `deml withdraw`) and payouts by job."""
+    """Your balances in the application and what each job paid you.
+
+    Take a balance out with `deml withdraw`.
+    """
     with reporting_errors():
         session = current().session()
         client, transport = session.client(signing=True), session.transport()

@@ -9,10 +9,10 @@ from typing import Annotated, Any, ClassVar
 import requests
 import typer
 
-from ..cli import app, current, reporting_errors
+from ..cli import SETUP, app, current, reporting_errors
 
 devnet_app = typer.Typer(help="Development chain only: move its clock, mine blocks.")
-app.add_typer(devnet_app, name="devnet")
+app.add_typer(devnet_app, name="devnet", rich_help_panel=SETUP)
 
 _DEV_CLIENTS = ("anvil", "hardhat", "ganache")
 _TIMEOUT_S = 30.0
@@ -55,9 +55,11 @@ def _head(url: str) -> dict[str, int]:
 
 @devnet_app.command("advance-time")
 def advance_time(
-    seconds: Annotated[int, typer.Argument(min=1, help="Seconds of block time to let pass.")],
+    seconds: Annotated[
+        int, typer.Argument(metavar="SECONDS", min=1, help="Seconds of block time to let pass.")
+    ],
 ) -> None:
-    """Let SECONDS of block time pass and mine a block with the new time."""
+    """Let SECONDS of block time pass (mines a block at the new time)."""
     with reporting_errors():
         url = _dev_chain_url()
         before = _head(url)
@@ -76,9 +78,14 @@ def advance_time(
 
 @devnet_app.command("mine")
 def mine(
-    blocks: Annotated[int, typer.Argument(min=1, max=100_000, help="How many blocks.")] = 1,
+    blocks: Annotated[
+        int, typer.Argument(metavar="BLOCKS", min=1, max=100_000, help="How many blocks.")
+    ] = 1,
 ) -> None:
-    """Mine BLOCKS empty blocks (e.g. to end an epoch so the node claims it)."""
+    """Mine BLOCKS empty blocks, e.g. to end an epoch.
+
+    The node then claims the epoch, and its vouchers can be executed.
+    """
     with reporting_errors():
         url = _dev_chain_url()
         _call(url, "anvil_mine", hex(blocks)) if blocks > 1 else _call(url, "evm_mine")

@@ -13,9 +13,10 @@ from deml_protocol.cid import compute_cid
 from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
-from ..cli import app, current, reporting_errors
+from ..assets import Asset, BalanceTooLow, asset_of, token_address
+from ..cli import SPONSORS, app, current, reporting_errors
 from ..datasets import load_table
-from ..job_history import Asset, BalanceTooLow, asset_of, clock_of, payouts_by_client, round_results
+from ..job_history import payouts_by_client, round_results
 from ..job_spec import (
     BadJobOption,
     BadModelSpec,
@@ -25,15 +26,24 @@ from ..job_spec import (
     spec_fields,
     spec_options,
 )
-from ..phases import Phase, WindowNotOpen, describe_seconds, phase_of, phase_window, wait_until
+from ..output import jsonable
+from ..phases import (
+    Phase,
+    WindowNotOpen,
+    clock_of,
+    describe_seconds,
+    phase_of,
+    phase_window,
+    wait_until,
+)
 from ..sdk import Client, notice
 from ..sdk.node import NodeTransport
 from ..session import Session
-from ..submitting import upload
+from ..submitting import current_round, upload
 from ..workspace import HoldoutShard, SponsorSecrets
 
-job_app = typer.Typer(help="Jobs: post, reveal, close, follow, report (sponsors); show (anyone).")
-app.add_typer(job_app, name="job")
+job_app = typer.Typer(help="Post a job, reveal its shards, close and follow its rounds.")
+app.add_typer(job_app, name="job", rich_help_panel=SPONSORS)
 
 JobId = Annotated[int, typer.Argument(metavar="JOB", help="The job's id (`deml jobs`).")]
 RoundOpt = Annotated[
@@ -45,16 +55,6 @@ def _connect(*, signing: bool) -> tuple[Session, Client, NodeTransport]:
     session = current().session()
     client = session.client(signing=signing)
     return session, client, session.transport()
-
-
-def _round_of(job: Any, round_index: int | None) -> Any:
-    if round_index is None and job["status"] == "finished":
-        raise WindowNotOpen(f"job {job['id']} is finished: all {job['rounds']} rounds are closed")
-    index = job["current_round"] if round_index is None else round_index
-    for rnd in job["opened_rounds"]:
-        if rnd["round"] == index:
-            return rnd
-    raise WindowNotOpen(f"round {index} of job {job['id']} is not open (rounds: {job['rounds']})")
 
 
 @job_app.command("create")
@@ -89,7 +89,11 @@ def create(
     ] = None,
     **spec: Any,
 ) -> None:
-    """Post a job: upload the model, commit each round's shard, escrow the reward."""
+    """Post a job and escrow its reward.
+
+    Uploads the initial model, commits each round's held-out shard (kept locally with its
+    salt until `deml job reveal`), and deposits the reward with the job attached.
+    """
     with reporting_errors():
         out = current().output
         session, client, transport = _connect(signing=True)
@@ -101,8 +105,7 @@ def create(
         fields = {"modelCid": compute_cid(initial), "recipe": recipe, "holdoutRows": holdout_rows}
         fields["holdoutCommitments"] = [s.commitment for s in shards]
         fields |= spec_fields(spec)
-        is_ether = asset.address == ZERO_ADDRESS
-        job_id = client.create_job(fields, reward, token=None if is_ether else asset.address)
+        job_id = client.create_job(fields, reward, token=None if asset.is_ether else asset.address)
         kept = staged.adopt(transport.app, job_id)
         result = {
             "job": job_id,
@@ -140,10 +143,10 @@ def _reward(
     if (ether is None) == (token is None) or (token is not None and amount is None):
         raise BadJobOption("give the reward as --ether AMOUNT, or --token ADDR|devnet --amount N")
     transport = session.transport()
-    address = session.settings.reward_token if token == "devnet" else (token or ZERO_ADDRESS)
-    if not address:
-        raise BadJobOption("--token devnet: this configuration names no devnet token")
-    asset = asset_of(transport, address)
+    address = ZERO_ADDRESS
+    if token is not None:
+        address = token_address(token, devnet_token=session.settings.reward_token)
+    asset = asset_of(transport, address, is_strict=True)
     reward = asset.parse(ether if ether is not None else str(amount))
     held = asset.balance(transport, client.account)
     if held < reward:
@@ -155,11 +158,11 @@ def _reward(
 
 @job_app.command("reveal")
 def reveal(job_id: JobId, round_index: RoundOpt = None) -> None:
-    """Reveal a round's held-out shard (only inside its holdout window)."""
+    """Reveal a round's held-out shard, inside its holdout window."""
     with reporting_errors():
         _, client, transport = _connect(signing=True)
         job = client.job(job_id)
-        rnd = _round_of(job, round_index)
+        rnd = current_round(job, round_index)
         cid = _reveal_round(client, transport, job, rnd)
         current().output.result(
             {"job": job_id, "round": rnd["round"], "holdout_cid": cid},
@@ -192,14 +195,17 @@ def _reveal_round(client: Client, transport: NodeTransport, job: Any, rnd: Any) 
 
 @job_app.command("close")
 def close(job_id: JobId, round_index: RoundOpt = None) -> None:
-    """Close a round whose reveal window has ended (anyone may): score, aggregate, pay."""
+    """Close a round after its reveal window: score, aggregate, pay.
+
+    Anyone may close a round.
+    """
     with reporting_errors():
         _, client, transport = _connect(signing=True)
         job = client.job(job_id)
-        fields = _close_round(client, transport, _round_of(job, round_index))
+        fields = _close_round(client, transport, current_round(job, round_index))
         asset = asset_of(transport, job["asset"]).view()
         current().output.result(
-            job_views.jsonable(fields), lambda c: job_views.render_closed(c, fields, asset)
+            jsonable(fields), lambda c: job_views.render_closed(c, fields, asset)
         )
 
 
@@ -216,7 +222,7 @@ def _close_round(client: Client, transport: NodeTransport, rnd: Any) -> dict[str
 
 @job_app.command("status")
 def status(job_id: JobId) -> None:
-    """Rounds, windows with time left, baseline, scores, leaderboard and payouts."""
+    """Follow a job: rounds, windows, scores, leaderboard, payouts."""
     with reporting_errors():
         _, client, transport = _connect(signing=False)
         data = _status_data(client, transport, job_id)
@@ -239,7 +245,7 @@ def _status_data(client: Client, transport: NodeTransport, job_id: int) -> dict[
 
 @job_app.command("show")
 def show(job_id: JobId) -> None:
-    """A job as a data owner sees it: model, recipe, metric, reward, the open window."""
+    """Show a job: model, recipe, metric, reward, the open window."""
     with reporting_errors():
         _, client, transport = _connect(signing=False)
         job = client.job(job_id)
@@ -250,14 +256,17 @@ def show(job_id: JobId) -> None:
 
 @job_app.command("run")
 def run(job_id: JobId) -> None:
-    """Stay attached: reveal each round's shard when its window opens, close each round when
-    its reveal window ends, until the job is finished."""
+    """Reveal and close every round in time, until the job ends.
+
+    Stays attached: reveals each round's shard when its holdout window opens, closes each
+    round when its reveal window ends (a countdown on stderr meanwhile).
+    """
     with reporting_errors():
         out = current().output
         _, client, transport = _connect(signing=True)
         clock = clock_of(transport)
         while (job := client.job(job_id))["status"] != "finished":
-            rnd = _round_of(job, None)
+            rnd = current_round(job, None)
             phase = phase_of(rnd, clock())
             if phase is Phase.HOLDOUT and rnd["holdout_cid"] is None:
                 cid = _reveal_round(client, transport, job, rnd)
@@ -284,7 +293,7 @@ def report(
     job_id: JobId,
     plot: Annotated[Path, typer.Option(help="Write the plot here (PNG).")],
 ) -> None:
-    """Draw the job: baseline and each submission's score per round, payouts per client."""
+    """Plot a job's scores per round and payouts per client (PNG)."""
     with reporting_errors():
         _, client, transport = _connect(signing=False)
         data = _status_data(client, transport, job_id)

@@ -25,8 +25,9 @@ from deml_protocol import addresses
 from .results import InputOutcome, Output
 from .transport import BLOCK_SECONDS
 
-#: The contracts' functions this transport calls (the Rollups 2.2.0 ABI, only these entries).
-_ABI: list[dict[str, Any]] = [
+#: The contracts' functions the console calls (the Rollups 2.2.0 ABI and ERC-20's, only these
+#: entries).
+ROLLUPS_ABI: list[dict[str, Any]] = [
     {
         "type": "function",
         "name": "addInput",
@@ -63,6 +64,23 @@ _ABI: list[dict[str, Any]] = [
         "type": "function",
         "name": "executeOutput",
         "stateMutability": "nonpayable",
+        "inputs": [
+            {"name": "output", "type": "bytes"},
+            {
+                "name": "proof",
+                "type": "tuple",
+                "components": [
+                    {"name": "outputIndex", "type": "uint64"},
+                    {"name": "outputHashesSiblings", "type": "bytes32[]"},
+                ],
+            },
+        ],
+        "outputs": [],
+    },
+    {
+        "type": "function",
+        "name": "validateOutput",
+        "stateMutability": "view",
         "inputs": [
             {"name": "output", "type": "bytes"},
             {
@@ -252,7 +270,7 @@ class NodeTransport:
 
     # ---- the chain -----------------------------------------------------------------------
     def _contract(self, address: str) -> Any:
-        return self.web3.eth.contract(address=Web3.to_checksum_address(address), abi=_ABI)
+        return self.web3.eth.contract(address=Web3.to_checksum_address(address), abi=ROLLUPS_ABI)
 
     def _transact(self, sender: str, call: Any, *, value: int = 0) -> Mapping[str, Any]:
         """Sign ``call`` as ``sender`` (EIP-1559; web3 fills nonce, gas and fees), send it, and

@@ -83,17 +83,27 @@ class Voucher:
         return str(recipient).lower(), int(amount)
 
 
-def notices(outcome: Outcome) -> list[Notice]:
-    """The DeML notices among an outcome's outputs, decoded, in output order."""
-    found = []
-    for output in outcome.outputs:
-        if output_type(output.raw) != "Notice":
-            continue
+def decoded(output: RawOutput) -> Notice | Voucher | None:
+    """One output decoded: a DeML notice (ValueError or KeyError if the payload is not one of
+    ``deml_protocol.notices``), a voucher, or None for any other kind of output."""
+    kind = output_type(output.raw)
+    if kind == "Notice":
         payload = decode_output(output.raw)["payload"]
         assert isinstance(payload, bytes)
         name, fields = decode_notice(payload)
-        found.append(Notice(name, fields, output.index))
-    return found
+        return Notice(name, fields, output.index)
+    if kind == "Voucher":
+        got = decode_output(output.raw)
+        destination, value, payload = got["destination"], got["value"], got["payload"]
+        assert isinstance(destination, str) and isinstance(value, int)
+        assert isinstance(payload, bytes)
+        return Voucher(output.index, destination.lower(), value, payload)
+    return None
+
+
+def notices(outcome: Outcome) -> list[Notice]:
+    """The DeML notices among an outcome's outputs, decoded, in output order."""
+    return [n for o in outcome.outputs if isinstance(n := decoded(o), Notice)]
 
 
 def notice(outcome: Outcome, name: str) -> Notice:
@@ -105,16 +115,7 @@ def notice(outcome: Outcome, name: str) -> Notice:
 
 
 def vouchers(outcome: Outcome) -> list[Voucher]:
-    found = []
-    for output in outcome.outputs:
-        if output_type(output.raw) != "Voucher":
-            continue
-        fields = decode_output(output.raw)
-        destination, value, payload = fields["destination"], fields["value"], fields["payload"]
-        assert isinstance(destination, str) and isinstance(value, int)
-        assert isinstance(payload, bytes)
-        found.append(Voucher(output.index, destination.lower(), value, payload))
-    return found
+    return [v for o in outcome.outputs if isinstance(v := decoded(o), Voucher)]
 
 
 def rejection(outcome: Outcome) -> Rejected | None:
