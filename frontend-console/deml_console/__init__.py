@@ -1,6 +1,16 @@
-"""The ``deml`` console for sponsors and clients: ``cli`` (the command), ``stores`` (off-chain
-blob stores), ``model_zoo`` (ONNX models from numpy), ``training`` (local training) and
-``datasets`` (example federations and the shard format); ``sdk`` is the client library
-(transports to the DApp, the user flows, decoded results)."""
+"""The ``deml`` console for sponsors, data owners and anyone verifying or settling.
 
-__all__ = ["cli", "datasets", "model_zoo", "sdk", "stores", "training"]
+Where a command goes: ``cli`` (the app, global options, errors) -> ``commands/<kind of
+user>.py`` (``sponsor``, ``data_owner``, ``anyone``, ``settle``, ``account``, ``config``,
+``devnet``) -> ``session`` (``settings`` + ``accounts`` -> a checked connection) -> ``sdk``
+(the client library: transports, user flows, decoded results) -> the node and the chain.
+``output`` prints results (Rich, or ``--json``).
+
+What the commands build on: ``job_spec`` (job create's options), ``workspace`` (local
+secrets), ``phases`` (round windows, waiting), ``submitting`` (commit, upload, reveal),
+``sklearn_training`` and ``external_trainers`` (training), ``job_history``, ``job_views`` and
+``plots`` (reading and showing a job), ``assets`` (amounts), ``calls`` (raw inputs),
+``node_outputs``, ``verify`` and ``aggregation`` (settling and checking). Older pieces:
+``stores`` (off-chain blob stores), ``car``, ``model_zoo`` (ONNX models from numpy),
+``training`` (numpy gradient descent), ``datasets`` (example data, the shard format).
+"""
