@@ -85,6 +85,24 @@ def test_sponsor_secrets_are_private_and_checked_against_the_job(home: Path) -> 
         holdout_shards(X, np.arange(20) % 2, rows=10, rounds=3)
 
 
+def test_shards_staged_by_a_create_whose_reply_was_lost_are_found_by_their_commitments(
+    home: Path,
+) -> None:
+    X = np.arange(40, dtype=np.float32).reshape(20, 2)
+    ours = holdout_shards(X, np.arange(20) % 2, rows=10, rounds=None)
+    other = holdout_shards(X, np.arange(20) % 2, rows=10, rounds=None)  # other salts
+    SponsorSecrets.stage("0xAB", other)
+    SponsorSecrets.stage("0xAB", ours)  # posted, but `job create` never heard back
+    commitments = ["0x" + s.commitment.hex() for s in ours]
+    found = SponsorSecrets.of_job("0xab", 9, commitments)
+    assert found.root == home / "jobs" / "0xab" / "9"
+    assert found.check(0, commitments).data == ours[0].data
+    assert len(list((home / "jobs" / "0xab").glob("pending-*"))) == 1  # the other job's stay
+    with pytest.raises(MissingSecrets):  # no staged shards match: nothing is adopted
+        SponsorSecrets.of_job("0xab", 10, ["0x" + "00" * 32] * 2).shard(0)
+    assert len(list((home / "jobs" / "0xab").glob("pending-*"))) == 1
+
+
 def test_a_submission_record_round_trips() -> None:
     record = Submission(3, 1, "0xAA", "bafy", "00" * 32, "11" * 32)
     where = save_submission("0xapp", record, b"model")

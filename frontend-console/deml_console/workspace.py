@@ -102,8 +102,23 @@ class SponsorSecrets:
         return SponsorSecrets(target.parent)
 
     @classmethod
-    def of_job(cls, app: str, job_id: int) -> SponsorSecrets:
-        return cls(job_dir(app, job_id))
+    def of_job(cls, app: str, job_id: int, commitments: list[str] | None = None) -> SponsorSecrets:
+        """The job's shards. With ``commitments`` (the job's), a job without them adopts the
+        staged shards that match: a ``job create`` whose reply was lost (a timeout, a node
+        that went away) left them in ``pending-*`` although the job was posted."""
+        secrets = cls(job_dir(app, job_id))
+        if commitments is None or (secrets.root / "sponsor" / "holdouts.json").exists():
+            return secrets
+        wanted = [c.lower().removeprefix("0x") for c in commitments]
+        for staged in sorted((deml_home() / "jobs" / app.lower()).glob("pending-*")):
+            index = staged / "sponsor" / "holdouts.json"
+            if not index.exists():
+                continue
+            entries = sorted(json.loads(index.read_text()), key=lambda entry: entry["round"])
+            made = [holdout_commitment(e["cid"], bytes.fromhex(e["salt"])).hex() for e in entries]
+            if made == wanted:
+                return cls(staged).adopt(app, job_id)
+        return secrets
 
     def _shard_path(self, round_index: int) -> Path:
         return self.root / "sponsor" / f"holdout-{round_index}.npz"

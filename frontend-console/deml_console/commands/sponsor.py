@@ -185,8 +185,9 @@ def _reveal_round(client: Client, transport: NodeTransport, job: Any, rnd: Any) 
         )
     if rnd["holdout_cid"] is not None:
         return str(rnd["holdout_cid"])
-    shard = SponsorSecrets.of_job(transport.app, job["id"]).check(
-        rnd["round"], job["holdout_commitments"]
+    commitments = job["holdout_commitments"]
+    shard = SponsorSecrets.of_job(transport.app, job["id"], commitments).check(
+        rnd["round"], commitments
     )
     upload(client, shard.data, current().output, f"round {rnd['round']}'s held-out shard")
     client.reveal_holdout(job["id"], rnd["round"], shard.cid, shard.salt)
