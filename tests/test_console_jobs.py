@@ -192,6 +192,8 @@ def test_a_whole_job_from_the_console(
     assert len(status["payouts"]) == 2 and all(int(a) > 0 for a in status["payouts"].values())
     earned = ok(run(net, home, "--account", "2", "rewards", "--json"))
     assert earned["payouts"][str(job_id)] == status["payouts"][_address(net, 2)]
+    looked_up = ok(run(net, home, "rewards", "--address", _address(net, 2), "--json"))
+    assert looked_up == earned  # anyone may look, without an account
     plot = tmp_path / "job.png"
     ok(run(net, home, "job", "report", str(job_id), "--plot", str(plot)))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -243,16 +243,22 @@ def _wait_for_close(step: Step, job_id: int, rnd: Any) -> None:
 
 
 @app.command("rewards", rich_help_panel=DATA_OWNERS)
-def rewards() -> None:
+def rewards(
+    address: Annotated[
+        str | None,
+        typer.Option(help="Whose rewards (anyone may look); default: your account's."),
+    ] = None,
+) -> None:
     """Your balances in the application and what each job paid you.
 
     Take a balance out with `deml withdraw`.
     """
     with reporting_errors():
         session = current().session()
-        client, transport = session.client(signing=True), session.transport()
-        me = client.account.lower()
-        balances = client.balances()
+        client = session.client(signing=address is None)
+        transport = session.transport()
+        me = (address or client.account).lower()
+        balances = client.balances(me)
         by_job: dict[int, int] = {}
         for fields in closed_rounds(transport):
             for who, amount in zip(fields["paid"], fields["amounts"], strict=True):
