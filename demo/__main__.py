@@ -20,7 +20,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,7 +150,8 @@ def run(devnet: Devnet, term: Terminal, *, plot: Path | None = None) -> tuple[di
     if plot is not None:
         term.deml("job", "report", job, "--plot", str(plot))
     escrow = ESCROW_TOKENS * TOKEN
-    _final_table(term, received, escrow, _best_scores(term, job))
+    addresses = {n: str(accounts[n]).lower() for n in NAMES}
+    _final_table(term, addresses, received, escrow, _best_scores(term, job))
     return received, escrow
 
 
@@ -195,10 +196,13 @@ def _best_scores(term: Terminal, job: str) -> tuple[dict[str, int], str]:
 
 
 def _final_table(
-    term: Terminal, received: dict[int, int], escrow: int, scores: tuple[dict[str, int], str]
+    term: Terminal,
+    addresses: dict[int, str],
+    received: dict[int, int],
+    escrow: int,
+    scores: tuple[dict[str, int], str],
 ) -> None:
     best, symbol = scores
-    addresses = {n: str(a).lower() for n, a in enumerate(term_accounts(term))}
     shown = Table(title="Balances and scores", title_justify="left")
     for column in ("account", "who", "best score (log-loss)", "received on chain"):
         shown.add_column(column, justify="right" if column != "who" else "left")
@@ -218,10 +222,6 @@ def _final_table(
         f"paid out + refunded = {total / TOKEN:.4f} {symbol} of {escrow // TOKEN} escrowed: "
         f"{status}"
     )
-
-
-def term_accounts(term: Terminal) -> Sequence[str]:
-    return [row["address"] for row in term.json("account", "list") if row["kind"] == "devnet"]
 
 
 if __name__ == "__main__":
