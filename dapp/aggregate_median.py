@@ -1,6 +1,7 @@
 """Aggregation rule ``median``: each weight of the next global model is the median of the
 accepted models' values of it (FedMedian). With an even count, the mean of the two middle
-values, added in float64 (exact) and rounded once to float32.
+values, added in float64 and rounded once to float32 (deterministic: one IEEE addition
+and one halving, the same on every platform).
 
 One outlying model cannot move a weight past its neighbours' values, so a scaled or
 poisoned update that is accepted pulls the model far less than under FedAvg.

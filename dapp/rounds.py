@@ -162,18 +162,25 @@ def handle_reveal_submission(
 
 
 def _copies_an_earlier_model(ctx: Context, job_id: int, index: int, fingerprint: bytes) -> bool:
-    """The same weights as a global model of the job, or as a model *someone else* showed in
-    an earlier round. Same-round peers are told apart at the close, by commit order
-    (``dapp.copies``). Your own earlier model is yours: when the global model did not move
-    (no shard, or nobody accepted), training again on the same data may give the same bytes,
-    and that is no copy."""
+    """The same weights as a global model of the job (or a model aggregated into one), or as
+    a model *someone else* showed in an earlier round. The first to reveal weights owns them
+    until the close, where commit order decides among this round's peers (``dapp.copies``).
+    Your own earlier model is yours if it was never aggregated: when the global model did
+    not move (no shard, or nobody accepted), training again on the same data may give the
+    same bytes, and that is no copy."""
     owner = ctx.state.fingerprints.get((job_id, fingerprint))
     if owner is None or owner == ctx.sender:
         return False
     if owner == "global":
         return True
+    # Shown by its owner in an earlier round: a copy, even if the owner reveals it again
+    # now (first) and the copier committed first. Bounded: one lookup per earlier round.
+    for earlier in range(index):
+        shown = ctx.state.submissions.get((job_id, earlier, owner))
+        if shown is not None and shown.fingerprint == fingerprint:
+            return True
     peer = ctx.state.submissions.get((job_id, index, owner))
-    return peer is None or peer.fingerprint != fingerprint  # shown in an earlier round
+    return peer is None or peer.fingerprint != fingerprint
 
 
 def _check_reveal_window(rnd: Round, now: int) -> None:

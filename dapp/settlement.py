@@ -70,8 +70,9 @@ def handle_close_round(ctx: Context, *, jobId: int, round: int) -> None:
 def _leftover(
     ctx: Context, job: Job, originals: list[Submission], leftover: Amount
 ) -> tuple[list[tuple[str, Amount]], Amount]:
-    """Nobody accepted in the last round: what is left goes to the job's earlier winners in
-    proportion to what they won, or, if nobody ever won, in equal shares to the round's
+    """Nobody accepted in the last round: what is left goes to the job's earlier winners (of
+    rounds with a shard; the ``maxSubmissions`` who won most) in proportion to what they
+    won, or, if nobody ever won, in equal shares to the round's
     original models. Not back to the sponsor, who knows the shards: a shard nobody can beat
     must not pay the escrow back. Returns the payees and what is still left (refunded)."""
     won: dict[str, int] = {}  # a local dict, filled in round then commit order
@@ -81,7 +82,12 @@ def _leftover(
             if reward:
                 won[client] = won.get(client, 0) + reward
     if won:
-        clients = list(won)
+        # At most maxSubmissions payees: posting priced a close at one voucher per model of
+        # a round (dapp.work_budget), and a job of many rounds has more earlier winners.
+        # Those who won most (a stable sort: ties go to who won first), listed in the order
+        # they first won.
+        most = set(sorted(won, key=lambda client: -won[client])[: job.spec.max_submissions])
+        clients = [client for client in won if client in most]
         shares, rest = payouts.proportional(leftover, [won[c] for c in clients])
     else:
         clients = [s.client for s in originals]
@@ -166,7 +172,13 @@ def _aggregate(ctx: Context, job: Job, rnd: Round, winners: list[Submission]) ->
     )
     new_cid = store_derived_blob(ctx, aggregated)
     fingerprint = weights_fingerprint(checked_model(ctx, graph_cid, new_cid))
-    ctx.state.fingerprints.setdefault((job.id, fingerprint), "global")
+    # Aggregated weights are the job's from now on: in later rounds the new global model
+    # and each winner's model are copies, for their authors too (paid once; no new work).
+    # Written after _mark_copies, so "global" wins over the author's ownership.
+    for sub in winners:
+        if sub.fingerprint is not None:
+            ctx.state.fingerprints[(job.id, sub.fingerprint)] = "global"
+    ctx.state.fingerprints[(job.id, fingerprint)] = "global"
     return new_cid
 
 

@@ -286,3 +286,75 @@ def test_a_job_nobody_ever_wins_pays_its_last_originals_not_the_sponsor(market: 
     last = play_round(market, 1, play)
     assert list(last["accepted"]) == [False] * 3
     assert list(last["amounts"]) == [333, 333, 333] and last["refund"] == 2
+
+
+def test_the_leftover_of_a_long_job_pays_at_most_max_submissions_earlier_winners() -> None:
+    """Posting prices a close at one voucher per model of a round: a last round nobody wins
+    pays at most ``maxSubmissions`` earlier winners (those who won most), not all of them."""
+    from deml_console.datasets import breast_cancer_federation
+    from deml_console.training import Recipe, train_logistic_regression
+
+    with InProcessMachine() as machine:
+        market = Market(
+            Driver(machine),
+            sponsor=ALICE,
+            clients=[BOB, CAROL, DAVE, ERIN],
+            federation=breast_cancer_federation(rounds=3, holdout_rows=60),
+        )
+        market.post(1000, maxSubmissions=1)
+        first = play_round(market, 0, [(BOB, market.train(0, market.initial_model))])
+        assert [c.lower() for c in first["paid"]] == [BOB]
+        # fitted to round 1's shard itself: sure to beat BOB's model there
+        X1, y1 = market.federation.holdouts[1]
+        fitted = train_logistic_regression(
+            _latest_model(market), X1, y1, Recipe(epochs=200, learning_rate=0.5)
+        )
+        second = play_round(market, 1, [(CAROL, fitted)])
+        assert [c.lower() for c in second["paid"]] == [CAROL]
+        last = play_round(market, 2, [(DAVE, predicts_class_0(-10.0))])
+        assert list(last["accepted"]) == [False]
+        won = {BOB: sum(first["amounts"]), CAROL: sum(second["amounts"])}
+        most = max(won, key=lambda c: won[c])
+        assert [c.lower() for c in last["paid"]] == [most]  # one payee, not two
+        job = market.net.query(f"jobs/{market.job_id}")
+        assert int(job["paid"]) + int(job["refunded"]) == 1000
+
+
+def _latest_model(market: Market) -> bytes:
+    cid = market.net.query(f"models/{market.job_id}/latest")["cid"]
+    return Client(market.net, ERIN).fetch_blob(cid)
+
+
+def test_an_aggregated_model_is_a_copy_in_later_rounds_even_for_its_author(
+    market: Market,
+) -> None:
+    market.post(1000)
+    trained = [market.train(i, market.initial_model) for i in range(2)]
+    first = play_round(market, 0, list(zip((BOB, CAROL), trained, strict=True)))
+    assert [c.lower() for c in first["paid"]] == [BOB, CAROL]  # both aggregated
+    market.commit(BOB, trained[0], 1)  # BOB's paid, aggregated model again
+    wait(market, WINDOW)
+    market.reveal_holdout(1)
+    assert market.reveal(BOB, trained[0], 1).status == "accepted"
+    (bob,) = market.net.query(f"jobs/{market.job_id}/rounds/1")["submissions"]
+    assert bob["is_copy"] is True  # paid once; no new work
+
+
+def test_a_model_shown_in_an_earlier_round_stays_its_authors_whoever_commits_first(
+    market: Market,
+) -> None:
+    market.post(1000)
+    losing = predicts_class_0(-10.0)  # revealed in round 0, public since; not aggregated
+    first = play_round(market, 0, [(BOB, losing)])
+    assert list(first["accepted"]) == [False]
+    market.commit(CAROL, losing, 1)  # a watcher commits BOB's model first...
+    market.commit(BOB, losing, 1)  # ...BOB retrains to the same bytes (no shard this round)
+    wait(market, 2 * WINDOW)  # the sponsor never reveals round 1's shard
+    assert market.reveal(BOB, losing, 1).status == "accepted"  # BOB reveals first
+    assert market.reveal(CAROL, losing, 1).status == "accepted"
+    view = market.net.query(f"jobs/{market.job_id}/rounds/1")["submissions"]
+    assert {s["client"].lower(): s["is_copy"] for s in view} == {CAROL: True, BOB: False}
+    wait(market, WINDOW)
+    closed = market.net.send(ERIN, inputs.CLOSE_ROUND.encode(market.job_id, 1))
+    result = sdk.notice(closed, "RoundClosed").fields
+    assert [c.lower() for c in result["paid"]] == [BOB]
