@@ -22,8 +22,10 @@ from deml_protocol.errors import (
     NoCommitment,
     NoSuchJob,
     NotFoundError,
+    UploadInProgress,
     WindowNotOpen,
 )
+from deml_protocol.uploads import upload_inputs
 from devnet.guest_server import Result
 from devnet.host_machine import HostMachine
 from devnet.in_process import InProcessMachine
@@ -136,3 +138,20 @@ def test_the_docs_example_runs_as_written(capsys: pytest.CaptureFixture[str]) ->
     exec(compile(example, "docs/client-sdk.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "insufficient_balance" in printed and "1000000000000000000" in printed
+
+
+def test_an_upload_cut_off_midway_is_resumed_not_refused(net: MachineTransport[Result]) -> None:
+    """The DApp refuses a second beginBlob while an upload is unfinished (for a day): an
+    upload whose client died midway carries on from where the DApp is."""
+    alice = Client(net, ALICE)
+    data = bytes(range(256)) * 700  # 179,200 bytes: three chunks
+    cid, payloads = upload_inputs(data)
+    for payload in payloads[:2]:  # beginBlob and the first chunk, then the client dies
+        alice.send(payload)
+    with pytest.raises(UploadInProgress):  # starting over is refused
+        alice.send(payloads[0])
+    remaining = alice.upload_remaining(data)[1]
+    assert remaining == payloads[2:]  # only the chunks the DApp has not got
+    assert alice.upload(data) == cid
+    assert alice.fetch_blob(cid) == data
+    assert alice.upload_remaining(data) == (cid, [])  # stored: nothing more to send

@@ -16,11 +16,9 @@ from typing import Any
 
 import onnx
 
-from deml_protocol import queries
 from deml_protocol.cid import compute_cid
 from deml_protocol.commitments import submission_commitment
 from deml_protocol.errors import GraphMismatch  # checked here first: the DApp's own code
-from deml_protocol.uploads import upload_inputs
 
 from .assets import BalanceTooLow
 from .output import Output
@@ -56,8 +54,8 @@ def check_same_graph(model: bytes, job_model: bytes) -> None:
 
 def upload(client: Client, data: bytes, out: Output, what: str) -> str:
     """Upload ``data`` in chunks with a progress bar; its CID (nothing sent if stored)."""
-    cid, payloads = upload_inputs(data)
-    if client.ask(queries.BLOB, cid=cid)["status"] == "stored":
+    cid, payloads = client.upload_remaining(data)  # resumes an upload that was cut off
+    if not payloads:
         return cid
     with out.progress() as progress:
         task = progress.add_task(f"uploading {what} ({len(data)} bytes)", total=len(payloads))

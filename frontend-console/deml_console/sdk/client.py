@@ -16,7 +16,7 @@ from deml_protocol import addresses, inputs, queries
 from deml_protocol.cid import verify_content
 from deml_protocol.commitments import submission_commitment
 from deml_protocol.queries import Query
-from deml_protocol.uploads import upload_inputs
+from deml_protocol.uploads import CHUNK_BYTES, upload_inputs
 
 from .results import Notice, Outcome, accepted, notice, reply
 from .transport import BLOCK_SECONDS, Transport
@@ -49,14 +49,28 @@ class Client:
     def upload(self, data: bytes) -> str:
         """Store ``data`` in the DApp (beginBlob, then putChunk in order); its CID.
 
-        A blob the DApp already stores (anyone's) is not sent again. Block time moves 1 s
-        per chunk on a simulated chain: an upload is a burst of inputs."""
-        cid, payloads = upload_inputs(data)
-        if self.ask(queries.BLOB, cid=cid)["status"] == "stored":
-            return cid
+        Sends only :meth:`upload_remaining`. Block time moves 1 s per chunk on a simulated
+        chain: an upload is a burst of inputs."""
+        cid, payloads = self.upload_remaining(data)
         for payload in payloads:
             self.send(payload, advance_time=1)
         return cid
+
+    def upload_remaining(self, data: bytes) -> tuple[str, list[bytes]]:
+        """``(cid, the inputs still to send)`` to store ``data``: none if the DApp stores it
+        (anyone's); if an upload of mine was cut off (a lost reply, Ctrl-C), the chunks from
+        where the DApp is, since it refuses a second ``beginBlob`` until the first expires;
+        otherwise all of them."""
+        cid, payloads = upload_inputs(data)
+        if self.ask(queries.BLOB, cid=cid)["status"] == "stored":
+            return cid, []
+        for unfinished in self.ask(queries.UPLOADS, uploader=self.account):
+            if unfinished["cid"] == cid:
+                return cid, [
+                    inputs.PUT_CHUNK.encode(cid, offset, data[offset : offset + CHUNK_BYTES])
+                    for offset in range(unfinished["received"], len(data), CHUNK_BYTES)
+                ]
+        return cid, payloads
 
     def create_job(self, spec: dict[str, Any], reward: int, *, token: str | None = None) -> int:
         """Post a job (``inputs.JOB_SPEC`` fields) with its reward deposited through a portal
