@@ -264,6 +264,22 @@ def test_a_trainer_command_follows_the_file_contract(tmp_path: Path) -> None:
         run_trainer_cmd("true", base, data, "{}", out=out)
 
 
+def test_a_trainer_command_sees_none_of_the_consoles_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEML_PRIVATE_KEY", "0x" + "11" * 32)
+    monkeypatch.setenv("DEML_PASSWORD", "hunter2")
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/tmp/agent.sock")
+    seen = tmp_path / "env.txt"
+    base = build_model("logistic:3")
+    data = (np.ones((4, 3), dtype=np.float32), np.array([0, 1, 0, 1]))
+    command = f'env > {seen}; cp "$DEML_WEIGHTS_IN" "$DEML_WEIGHTS_OUT"'
+    run_trainer_cmd(command, base, data, "{}", out=Output(json_mode=True))
+    names = {line.split("=", 1)[0] for line in seen.read_text().splitlines() if "=" in line}
+    assert not names & {"DEML_PRIVATE_KEY", "DEML_PASSWORD", "SSH_AUTH_SOCK", "DEML_HOME"}
+    assert {"DEML_WEIGHTS_IN", "DEML_WEIGHTS_OUT", "DEML_DATA", "DEML_RECIPE"} <= names
+
+
 def test_a_flower_style_numpy_client_trains_the_job_weights() -> None:
     class Doubler:
         def fit(

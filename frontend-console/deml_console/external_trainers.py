@@ -12,8 +12,12 @@ there (``sh -c CMD``), with these environment variables:
   initializers (same names and shapes; names left out keep their values).
 
 The command is code from someone else: it runs only when the user passes ``--trainer-cmd``,
-and on Linux without network access (``unshare -rn``, a user + network namespace) when the
-system allows it. The console says which, every time.
+with an environment of its own (``PATH``, the locale, ``HOME`` and ``TMPDIR`` in its
+directory, the four variables above: none of the console's keys or passwords), and on
+Linux without network access (``unshare -rn``, a user + network namespace) when the system
+allows it. The console says which, every time. That is not a sandbox: the command runs as
+the user and can read the user's files (``$DEML_HOME`` included) and reach local sockets.
+Run only a trainer you would run yourself.
 """
 
 from __future__ import annotations
@@ -90,9 +94,27 @@ def run_trainer_cmd(
         raise TrainerFailed(f"the trainer's weights do not fit the job's graph: {exc}") from exc
 
 
+#: What the trainer inherits from the console's environment: how to find programs and
+#: speak the locale. Nothing else: the console's environment may hold DEML_PRIVATE_KEY,
+#: DEML_PASSWORD, DEML_MNEMONIC, SSH_AUTH_SOCK or cloud credentials.
+INHERITED = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+def trainer_environment(cwd: Path, files: dict[str, str]) -> dict[str, str]:
+    """The trainer's whole environment: :data:`INHERITED`, ``HOME`` and ``TMPDIR`` in its
+    own directory, and the contract's file variables."""
+    kept = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    return kept | {"HOME": str(cwd), "TMPDIR": str(cwd)} | files
+
+
 def _run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
     done = subprocess.run(
-        list(argv), cwd=cwd, env=os.environ | env, capture_output=True, text=True, check=False
+        list(argv),
+        cwd=cwd,
+        env=trainer_environment(cwd, env),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip()[-800:]
