@@ -192,3 +192,41 @@ def test_commands_read_devnet_json(devnet: Devnet, runner: CliRunner) -> None:
     listed = runner.invoke(app, ["account", "list", "--json", "--devnet", devnet_file])
     devnet_accounts = [a for a in json.loads(listed.stdout) if a["kind"] == "devnet"]
     assert devnet_accounts[1] == {"kind": "devnet", "name": "--account 1", "address": ACCOUNT_1}
+
+
+def test_account_and_settings_mistakes_are_errors_not_tracebacks(
+    runner: CliRunner, tmp_path: Path, home: Path
+) -> None:
+    big = resolve_signer(Settings(mnemonic=DEFAULT_MNEMONIC), account_index=2**31 - 1)
+    assert big is not None  # derived alone, at once (not every account below it)
+    with pytest.raises(AccountError, match="from 0 to 2"):
+        resolve_signer(Settings(mnemonic=DEFAULT_MNEMONIC), account_index=2**31)
+    for text in ("{}", "[1]", '{"crypto": 5}'):
+        broken = tmp_path / "broken.json"
+        broken.write_text(text)
+        with pytest.raises(AccountError, match="not a V3 keystore"):
+            resolve_signer(Settings(), keystore=str(broken), prompt=lambda _: "pw")
+    empty = runner.invoke(app, ["account", "new", "--name", "x"], env={"DEML_PASSWORD": ""})
+    assert empty.exit_code == 1 and "error[account]: refusing an empty password" in empty.stderr
+    bad_app = runner.invoke(
+        app, ["jobs", "--rpc-url", "http://a", "--node-url", "http://b", "--app", "nothex"]
+    )
+    assert bad_app.exit_code == 1, bad_app.output
+    assert bad_app.stderr.startswith("error[config]: --app 'nothex' is not an address")
+    saved = runner.invoke(app, ["config", "set", "--rpc-url", "http://r"])
+    assert saved.exit_code == 0
+    assert oct((home / "config.json").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.devnet
+def test_an_account_without_ether_for_gas_gets_tx_failed(devnet: Devnet, runner: CliRunner) -> None:
+    devnet_file = str(devnet.config.state_dir / "devnet.json")
+    broke = Account.create()
+    sent = runner.invoke(
+        app,
+        ["send", "0xdeadbeef", "--devnet", devnet_file],
+        env={"DEML_PRIVATE_KEY": broke.key.hex()},
+    )
+    assert sent.exit_code == 1, sent.output
+    assert sent.stderr.startswith("error[tx_failed]: the chain refused a transaction from")
+    assert "Traceback" not in sent.output

@@ -291,3 +291,31 @@ def test_a_flower_style_numpy_client_trains_the_job_weights() -> None:
     trained = train_with_numpy_client(base, Doubler(), {"shift": 1})
     assert model_zoo.get_weights(trained)["W0"].tolist() == [[3.0], [3.0], [3.0]]
     assert model_zoo.get_weights(trained)["B0"].tolist() == [3.0]
+
+
+def test_a_model_is_uploaded_only_once_a_mined_block_is_past_the_commit_window() -> None:
+    """The wall clock past the commit window is not enough: a commitment sent now could
+    still land in a block stamped before its end. Only a mined block past it seals the
+    round (``phases.is_sealed``)."""
+    from deml_console.sdk import Client, MachineTransport
+    from deml_console.submitting import Step, submit_step
+    from deml_protocol import queries
+    from demo.marketplace import Market
+    from devnet.in_process import InProcessMachine
+
+    with InProcessMachine() as machine:
+        net = MachineTransport(machine)
+        market = Market(net, sponsor="0x" + "a1" * 20, clients=["0x" + "b0" * 20])
+        job_id = market.post(10**18)
+        me = Client(net, market.clients[0])
+        commit_end = me.round(job_id, 0)["commit_end_ts"]
+        model = market.train(0, market.initial_model)
+        wall, mined = [commit_end - 60], [commit_end - 60]  # the clocks, as the test says
+        step = Step(me, net.app, lambda: wall[0], lambda: mined[0], Output(json_mode=True))
+        cid = submit_step(step, job_id, model).model_cid  # committed; kept locally
+        wall[0], mined[0] = commit_end + 60, commit_end - 1  # no block past the end yet
+        assert not submit_step(step, job_id, None).is_uploaded
+        assert me.ask(queries.BLOB, cid=cid)["status"] == "absent"  # wall clock alone: no
+        mined[0] = commit_end  # a block at the window's end: no commitment can enter now
+        assert submit_step(step, job_id, None).is_uploaded
+        assert me.ask(queries.BLOB, cid=cid)["status"] == "stored"

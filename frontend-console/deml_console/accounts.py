@@ -26,7 +26,7 @@ from typing import ClassVar
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from .sdk.node import accounts_from_mnemonic
+from .sdk.node import HD_PATH, accounts_from_mnemonic
 from .settings import Settings, deml_home
 
 __all__ = [
@@ -79,6 +79,8 @@ def _password(prompt: PasswordPrompt | None, text: str) -> str:
 
 
 def _save(name: str, account: LocalAccount, password: str) -> KeystoreEntry:
+    if not password:
+        raise AccountError("refusing an empty password: anyone who reads the file has the key")
     path = _keystore_path(name)
     if path.exists():
         raise AccountError(f"keystore {name!r} exists ({path}); choose another --name")
@@ -139,22 +141,39 @@ def _from_keystore(name_or_path: str, prompt: PasswordPrompt | None) -> LocalAcc
         encrypted = json.loads(path.read_text())
     except ValueError as exc:
         raise AccountError(f"{path} is not a JSON keystore") from exc
+    if not isinstance(encrypted, dict) or "crypto" not in encrypted and "Crypto" not in encrypted:
+        raise AccountError(f"{path} is not a V3 keystore (no 'crypto' object)")
     password = _password(prompt, f"password for {path.name}")
     try:
         key = Account.decrypt(encrypted, password)
     except ValueError as exc:
         raise AccountError(f"cannot decrypt {path}: wrong password?") from exc
+    except (KeyError, TypeError) as exc:  # a field missing or of the wrong type
+        raise AccountError(f"{path} is not a V3 keystore ({type(exc).__name__}: {exc})") from exc
     return _from_private_key(key.hex())
 
 
-def devnet_accounts(settings: Settings, count: int = DEVNET_ACCOUNTS) -> list[LocalAccount]:
+def _mnemonic(settings: Settings) -> str:
     mnemonic = settings.mnemonic or os.environ.get("DEML_MNEMONIC")
     if not mnemonic:
         raise AccountError(
             "--account N needs a devnet mnemonic (from devnet.json or DEML_MNEMONIC); on a real "
             "chain use --keystore NAME or DEML_PRIVATE_KEY"
         )
-    return accounts_from_mnemonic(mnemonic, count)
+    return mnemonic
+
+
+def devnet_accounts(settings: Settings, count: int = DEVNET_ACCOUNTS) -> list[LocalAccount]:
+    return accounts_from_mnemonic(_mnemonic(settings), count)
+
+
+def devnet_account(settings: Settings, index: int) -> LocalAccount:
+    """Account ``index`` of the devnet mnemonic (derived alone: any index is quick)."""
+    Account.enable_unaudited_hdwallet_features()  # eth-account's own BIP-32 derivation
+    account: LocalAccount = Account.from_mnemonic(
+        _mnemonic(settings), account_path=HD_PATH.format(index=index)
+    )
+    return account
 
 
 def resolve_signer(
@@ -168,9 +187,9 @@ def resolve_signer(
     if account_index is not None and keystore is not None:
         raise AccountError("choose one of --account and --keystore")
     if account_index is not None:
-        if account_index < 0:
-            raise AccountError(f"--account must be 0 or more, not {account_index}")
-        return devnet_accounts(settings, account_index + 1)[account_index]
+        if not 0 <= account_index < 2**31:  # BIP-32: above are hardened indexes
+            raise AccountError(f"--account must be from 0 to 2^31 - 1, not {account_index}")
+        return devnet_account(settings, account_index)
     if keystore is not None:
         return _from_keystore(keystore, prompt)
     private_key = os.environ.get("DEML_PRIVATE_KEY")

@@ -27,6 +27,8 @@ __all__ = [
     "chain_clock",
     "clock_of",
     "describe_seconds",
+    "is_sealed",
+    "mined_clock_of",
     "phase_of",
     "phase_window",
     "wait_until",
@@ -89,7 +91,21 @@ def chain_clock(latest_block_ts: Callable[[], int]) -> Clock:
 
 def clock_of(transport: NodeTransport) -> Clock:
     """:func:`chain_clock` of a node's chain."""
-    return chain_clock(lambda: int(transport.web3.eth.get_block("latest")["timestamp"]))
+    return chain_clock(mined_clock_of(transport))
+
+
+def mined_clock_of(transport: NodeTransport) -> Clock:
+    """The latest mined block's timestamp, and nothing else: what says a window has closed
+    *for good*. Once a block is stamped at or past ``commit_end_ts``, no commitment can
+    enter the round (block times never go back); a transaction sent the moment the wall
+    clock passes it can still land in a block stamped before it. So data that must stay
+    secret until commits end (a model, a shard) waits for this clock (:func:`is_sealed`)."""
+    return lambda: int(transport.web3.eth.get_block("latest")["timestamp"])
+
+
+def is_sealed(rnd: RoundReply, mined: Clock) -> bool:
+    """No more commitments can enter ``rnd``: a mined block is past its commit window."""
+    return mined() >= int(rnd["commit_end_ts"])
 
 
 def wait_until(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,6 +37,7 @@ __all__ = [
 #: Where ``python -m devnet up`` writes its description, relative to where it was started.
 DEFAULT_DEVNET_JSON = Path(".devnet") / "devnet.json"
 DEFAULT_PROFILE = "default"
+_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
 _KEYS = ("rpc_url", "node_url", "app", "chain_id", "mnemonic", "reward_token", "epoch_length")
 
 
@@ -74,6 +76,11 @@ class Settings:
                 "DEML_APP), or save a profile with `deml config set`"
             )
         assert self.rpc_url and self.node_url and self.app
+        if not _ADDRESS.fullmatch(self.app):
+            raise ConfigError(
+                f"--app {self.app!r} is not an address (0x and 40 hex digits; "
+                f"from {self.sources.get('app', 'the settings')})"
+            )
         return self.rpc_url, self.node_url, self.app
 
     def public(self) -> dict[str, Any]:
@@ -112,7 +119,12 @@ def save_profile(name: str, values: dict[str, Any]) -> Path:
     profiles[name] = profiles.get(name, {}) | {k: v for k, v in values.items() if v is not None}
     path = _config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"profiles": profiles}, indent=2, sort_keys=True) + "\n")
+    # 0600 like every file under $DEML_HOME: a profile may name private endpoints (API keys
+    # in RPC URLs are common).
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps({"profiles": profiles}, indent=2, sort_keys=True) + "\n")
+    path.chmod(0o600)  # a file written before this version
     return path
 
 

@@ -22,7 +22,15 @@ from deml_protocol.errors import GraphMismatch  # checked here first: the DApp's
 
 from .assets import BalanceTooLow
 from .output import Output
-from .phases import Clock, Phase, WindowNotOpen, describe_seconds, phase_of, wait_until
+from .phases import (
+    Clock,
+    Phase,
+    WindowNotOpen,
+    describe_seconds,
+    is_sealed,
+    phase_of,
+    wait_until,
+)
 from .sdk import Client
 from .workspace import MissingSecrets, Submission, load_submission, save_submission
 
@@ -83,6 +91,7 @@ class Step:
     client: Client
     app: str
     clock: Clock
+    mined: Clock  # the latest mined block's time: when the model may be uploaded
     out: Output
     is_waiting: bool = False
     is_upload_early: bool = False
@@ -173,14 +182,14 @@ def _uploaded(step: Step, record: Submission, model: bytes) -> Submission:
 def _reveal(step: Step, rnd: Any, record: Submission, model: bytes) -> Submission:
     if record.is_revealed:
         return record
-    if step.clock() < rnd["commit_end_ts"]:
+    if not is_sealed(rnd, step.mined):  # a commitment could still enter the round
         if not step.is_waiting:
             return record
         wait_until(
             rnd["commit_end_ts"],
-            clock=step.clock,
+            clock=step.mined,
             out=step.out,
-            label=f"round {rnd['round']}: the end of the commit window",
+            label=f"round {rnd['round']}: the end of the commit window (a block past it)",
         )
     if step.clock() >= rnd["reveal_end_ts"]:  # nothing left to do: spend no upload on it
         raise WindowNotOpen(f"round {rnd['round']}: the reveal window has closed")

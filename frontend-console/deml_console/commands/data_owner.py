@@ -20,7 +20,7 @@ from ..datasets import load_table
 from ..external_trainers import run_trainer_cmd
 from ..job_history import closed_rounds
 from ..output import Output, table
-from ..phases import Phase, clock_of, phase_of, wait_until
+from ..phases import Phase, clock_of, mined_clock_of, phase_of, wait_until
 from ..sdk import Client
 from ..sklearn_training import TrainRecipe, train_model
 from ..submitting import Step, current_round, submit_step
@@ -139,6 +139,7 @@ def _step(*, waiting: bool, upload_early: bool = False) -> Step:
         session.client(signing=True),
         transport.app,
         clock_of(transport),
+        mined_clock_of(transport),
         current().output,
         is_waiting=waiting,
         is_upload_early=upload_early,

@@ -32,6 +32,7 @@ from ..phases import (
     WindowNotOpen,
     clock_of,
     describe_seconds,
+    mined_clock_of,
     phase_of,
     phase_window,
     wait_until,
@@ -185,6 +186,13 @@ def _reveal_round(client: Client, transport: NodeTransport, job: Any, rnd: Any) 
         )
     if rnd["holdout_cid"] is not None:
         return str(rnd["holdout_cid"])
+    # The shard would let a late commitment fit it: wait for a block past the commit window.
+    wait_until(
+        rnd["commit_end_ts"],
+        clock=mined_clock_of(transport),
+        out=current().output,
+        label=f"round {rnd['round']}: a block past the commit window",
+    )
     commitments = job["holdout_commitments"]
     shard = SponsorSecrets.of_job(transport.app, job["id"], commitments).check(
         rnd["round"], commitments

@@ -18,6 +18,7 @@ import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxParams
 
 from deml_protocol import addresses
@@ -159,6 +160,21 @@ class TransactionReverted(RuntimeError):
     code: ClassVar[str] = "reverted"
 
 
+class TransactionFailed(RuntimeError):
+    """The chain refused a transaction before mining it (no ether for gas, a revert found
+    while estimating gas, a bad nonce)."""
+
+    code: ClassVar[str] = "tx_failed"
+
+
+def _rpc_message(exc: Exception) -> str:
+    """What the node said, without web3's dict framing."""
+    first = exc.args[0] if exc.args else exc
+    if isinstance(first, dict):
+        return str(first.get("message", first))
+    return str(first)
+
+
 class NoKey(KeyError):
     """Asked to sign as an account this transport has no key for."""
 
@@ -280,9 +296,14 @@ class NodeTransport:
             raise NoKey(f"no key for {sender}: this transport signs for {sorted(self._keys)}")
         params: TxParams = {"from": account.address, "value": Web3.to_wei(value, "wei")}
         params["nonce"] = self.web3.eth.get_transaction_count(account.address, "pending")
-        tx = call.build_transaction(params)
-        signed = account.sign_transaction(tx)
-        tx_hash = self.web3.eth.send_raw_transaction(signed.raw_transaction)
+        try:
+            tx = call.build_transaction(params)  # estimates gas: a revert shows here
+            signed = account.sign_transaction(tx)
+            tx_hash = self.web3.eth.send_raw_transaction(signed.raw_transaction)
+        except (Web3RPCError, ContractLogicError) as exc:  # e.g. no ether for gas
+            raise TransactionFailed(
+                f"the chain refused a transaction from {account.address}: {_rpc_message(exc)}"
+            ) from exc
         receipt = self.web3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
             raise TransactionReverted(f"transaction 0x{tx_hash.hex()} reverted")
