@@ -319,3 +319,11 @@ def test_a_model_is_uploaded_only_once_a_mined_block_is_past_the_commit_window()
         mined[0] = commit_end  # a block at the window's end: no commitment can enter now
         assert submit_step(step, job_id, None).is_uploaded
         assert me.ask(queries.BLOB, cid=cid)["status"] == "stored"
+
+
+def test_verify_fails_a_closed_round_whose_notice_the_node_does_not_serve() -> None:
+    from deml_console.verify import RoundCheck
+
+    hidden = RoundCheck(0, "bafy", None, "missing notice", None, "no notice")
+    pending = RoundCheck(0, "bafy", "bafy", "ok", 3, "not claimed yet")
+    assert hidden.is_failure and not pending.is_failure

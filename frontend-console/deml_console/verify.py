@@ -42,7 +42,9 @@ class RoundCheck:
 
     @property
     def is_failure(self) -> bool:
-        return self.aggregate == "mismatch" or self.on_chain == "invalid"
+        """A wrong aggregate, an invalid notice, or a closed round whose RoundClosed notice
+        the node does not serve (a node must not pass `verify` by hiding its outputs)."""
+        return self.aggregate in ("mismatch", "missing notice") or self.on_chain == "invalid"
 
     def data(self) -> dict[str, Any]:
         return asdict(self)
