@@ -106,6 +106,7 @@ def test_payloads_from_the_command_line() -> None:
         ("0xabc", []),
         ("not a signature", []),
         ("f((uint256,bool))", ["x"]),
+        ("foo(uint256[])", ["[1,"]),  # not JSON
     ]:
         with pytest.raises(BadCall):
             payload_from_args(first, args)
@@ -116,9 +117,16 @@ def test_amounts_are_exact() -> None:
     assert parse_amount("1500wei") == 1500
     assert parse_amount("2", decimals=6) == 2_000_000
     assert format_units(15 * 10**17) == "1.5"
-    for bad in ("0", "-1", "1e-30", "abc"):
+    for bad in ("0", "-1", "1e-30", "abc", "inf", "Infinity", "-inf", "nan", "1e999999999"):
         with pytest.raises(BadCall):
             parse_amount(bad)
+    # beyond a Decimal's 28 digits: not one wei rounded away
+    assert parse_amount("12345678901.000000000000000001") == 12345678901 * 10**18 + 1
+    assert parse_amount("1.5e3") == 1500 * 10**18
+    with pytest.raises(BadCall, match="more than 18 decimals"):
+        parse_amount("1.0000000000000000001")
+    with pytest.raises(BadCall, match="more than 6 decimals"):
+        parse_amount("12345678901234567890123456789.0000001", decimals=6)
 
 
 def test_the_console_averages_exactly_like_the_dapp() -> None:

@@ -304,6 +304,31 @@ def test_mistakes_are_named_errors(
         "1",
     )
     assert "make 2 shards" in error(too_many, "bad_job_option")
+    staged = set(home.glob("jobs/*/pending-*"))
+    for extra, said in [
+        (("--trim-percent", "300"), "trimPercent is a uint8"),
+        (("--recipe", '{"epochs": "x"}'), "--recipe: epochs must be a whole number"),
+        (("--recipe", '{"feature_mean": [0], "feature_std": [1]}'), "the model takes 30"),
+    ]:
+        refused = run(
+            net,
+            home,
+            "--account",
+            "1",
+            "job",
+            "create",
+            "--model",
+            "logistic:30",
+            "--data",
+            str(files["holdout"]),
+            "--holdout-rows",
+            "60",
+            "--ether",
+            "1",
+            *extra,
+        )
+        assert said in error(refused, "bad_job_option")
+    assert set(home.glob("jobs/*/pending-*")) == staged  # refused before staging or uploading
 
     job_id = create(net, home, files, "--token", "devnet", "--amount", "90", "--bond", "5")
     shown = job(net, home, job_id)

@@ -25,7 +25,9 @@ from deml_console.job_spec import (
     BadModelSpec,
     build_model,
     holdout_shards,
+    job_fields,
     model_features,
+    spec_fields,
 )
 from deml_console.output import Output
 from deml_console.phases import Phase, describe_seconds, phase_of, phase_window, wait_until
@@ -158,6 +160,47 @@ def test_model_zoo_specs(spec: str, features: int) -> None:
     assert model_features(build_model(spec)) == features
 
 
+def _spec(**changes: int) -> dict[str, Any]:
+    """The options of ``deml job create`` at their defaults (keyed by parameter name)."""
+    options = {row.parameter: row.default for row in SPEC_OPTIONS}
+    return options | changes
+
+
+def test_the_job_spec_is_encoded_and_the_recipe_checked_before_anything_is_sent(
+    data: tuple[Any, Any, Any, Any],
+) -> None:
+    """A value its ABI type cannot hold, or a recipe `deml train` cannot follow, is a named
+    error of `deml job create` before the model is uploaded or the shards staged."""
+    _, _, Xh, yh = data
+    model, shards = build_model("logistic:30"), holdout_shards(Xh, yh, rows=50, rounds=2)
+    fields = job_fields(model, shards, recipe='{"epochs": 5}', holdout_rows=50, options=_spec())
+    assert fields["holdoutCommitments"] == [s.commitment for s in shards]
+    assert spec_fields(_spec()).items() <= fields.items()
+    for bad, said in [
+        (_spec(commit_seconds=-1), "--commit-seconds -1 cannot be encoded"),
+        (_spec(bond=-5), "--bond -5 cannot be encoded"),
+        (_spec(trim_percent=300), "trimPercent is a uint8"),
+    ]:
+        with pytest.raises(BadJobOption, match=said):
+            job_fields(model, shards, recipe="{}", holdout_rows=50, options=bad)
+    for recipe, field in [
+        ('{"epochs": "x"}', "epochs"),
+        ('{"feature_mean": [1, 2], "feature_std": [1, 2]}', "feature_mean"),
+    ]:
+        with pytest.raises(BadJobOption, match=f"--recipe: {field}"):
+            job_fields(model, shards, recipe=recipe, holdout_rows=50, options=_spec())
+
+
+def test_negative_spec_options_are_usage_errors(tmp_path: Path) -> None:
+    (tmp_path / "h.csv").write_text("a,label\n1,0\n")
+    for flag in ("--commit-seconds", "--holdout-seconds", "--reveal-seconds", "--bond",
+                 "--min-gain", "--max-submissions", "--trim-percent"):  # fmt: skip
+        args = ["job", "create", "--model", "logistic:1", "--data", str(tmp_path / "h.csv")]
+        shown = CliRunner().invoke(deml, [*args, "--holdout-rows", "1", flag, "-1"])
+        assert shown.exit_code == 2 and "error[usage]" in shown.stderr, shown.output
+        assert flag in shown.stderr, shown.stderr
+
+
 @pytest.mark.parametrize("spec", ["tree:3", "logistic:x", "softmax:5", "mlp:3", "logistic:1:2"])
 def test_bad_model_specs(spec: str) -> None:
     with pytest.raises(BadModelSpec):
@@ -211,6 +254,48 @@ def test_training_errors_say_what_is_wrong(data: tuple[Any, Any, Any, Any]) -> N
         train_model(build_model("logistic:30"), X, np.zeros_like(y), TrainRecipe())
     assert TrainRecipe.parse('{"epochs": 3, "other": 1}').epochs == 3
     assert TrainRecipe.parse("train well").epochs == TrainRecipe().epochs
+    assert TrainRecipe.parse('{"epochs": 7.0, "l2": 0}') == TrainRecipe(epochs=7, l2=0.0)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "field"),
+    [
+        ('{"epochs": "x"}', "epochs"),
+        ('{"epochs": true}', "epochs"),
+        ('{"epochs": 0}', "epochs"),
+        ('{"epochs": 1000000000000}', "epochs"),  # would train for ever
+        ('{"epochs": 2.5}', "epochs"),
+        ('{"learning_rate": 0}', "learning_rate"),
+        ('{"learning_rate": "fast"}', "learning_rate"),
+        ('{"learning_rate": NaN}', "learning_rate"),
+        ('{"l2": -1}', "l2"),
+        ('{"l2": Infinity}', "l2"),
+        ('{"l2": 1' + "0" * 400 + "}", "l2"),  # no float holds it
+        ('{"feature_mean": "x", "feature_std": [1]}', "feature_mean"),
+        ('{"feature_mean": [0], "feature_std": [0]}', "feature_std"),
+        ('{"feature_mean": [0]}', "feature_mean and feature_std"),
+    ],
+)
+def test_a_sponsors_malformed_recipe_is_a_training_error_naming_the_field(
+    recipe: str, field: str
+) -> None:
+    with pytest.raises(TrainingError, match=f"set by its sponsor, cannot be followed: {field}"):
+        TrainRecipe.parse(recipe)
+
+
+def test_z_scoring_of_the_wrong_length_is_the_recipes_fault(
+    data: tuple[Any, Any, Any, Any],
+) -> None:
+    X, y, _, _ = data
+    recipe = TrainRecipe.parse('{"feature_mean": [1, 2], "feature_std": [1, 2]}')
+    with pytest.raises(
+        TrainingError, match="sponsor.*feature_mean has 2 values; the model takes 30"
+    ):
+        train_model(build_model("logistic:30"), X, y, recipe)
+    with pytest.raises(TrainingError, match="feature_mean has 2 values; the model takes 3"):
+        TrainRecipe.parse('{"feature_mean": [1, 2], "feature_std": [1, 2]}', features=3)
+    fine = TrainRecipe.parse(f'{{"feature_mean": {[0] * 30}, "feature_std": {[1] * 30}}}')
+    assert train_model(build_model("logistic:30"), X, y, fine)
 
 
 def test_the_same_graph_check() -> None:

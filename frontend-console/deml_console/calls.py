@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from eth_abi.abi import encode
@@ -68,7 +67,10 @@ def _convert(kind: str, value: Any) -> Any:
     """A command-line string (or a JSON element of an array) as the value eth-abi wants."""
     array = _ARRAY.match(kind)
     if array is not None:
-        items = json.loads(value) if isinstance(value, str) else value
+        try:
+            items = json.loads(value) if isinstance(value, str) else value
+        except ValueError as exc:  # json.JSONDecodeError, or a number too long to read
+            raise BadCall(f"{kind} takes a JSON array, e.g. '[1,2]'; got {value!r}") from exc
         if not isinstance(items, list):
             raise BadCall(f"{kind} takes a JSON array, e.g. '[1,2]'; got {value!r}")
         return [_convert(array.group(1), item) for item in items]
@@ -101,22 +103,48 @@ def _hex(text: str, what: str) -> bytes:
         raise BadCall(f"{what} must be 0x and an even number of hex digits; got {text!r}") from exc
 
 
+_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:e([+-]?\d+))?$")
+
+
 def parse_amount(text: str, *, decimals: int = 18) -> int:
-    """``1.5`` -> 1.5 * 10**decimals base units; ``123wei`` -> 123. Positive and whole."""
+    """``1.5`` -> 1.5 * 10**decimals base units; ``123wei`` -> 123. Positive and whole.
+
+    Exact at any size: the digits are read as integers, never rounded to a float's or a
+    Decimal context's precision; ``inf`` and ``nan`` are not amounts."""
     cleaned = text.strip().lower().replace("_", "")
-    try:
-        if cleaned.endswith("wei"):
+    if cleaned.endswith("wei"):
+        try:
             units = int(cleaned[:-3])
-        else:
-            scaled = Decimal(cleaned) * (Decimal(10) ** decimals)
-            if scaled != scaled.to_integral_value():
-                raise BadCall(f"{text} has more than {decimals} decimals")
-            units = int(scaled)
-    except (InvalidOperation, ValueError) as exc:
-        raise BadCall(f"amount {text!r} is not a number (e.g. 1.5, or 1500wei)") from exc
+        except ValueError as exc:
+            raise BadCall(f"amount {text!r} is not a number (e.g. 1.5, or 1500wei)") from exc
+    else:
+        units = _scaled(text, cleaned, decimals)
     if units <= 0:
         raise BadCall(f"amount {text!r} must be more than 0")
     return units
+
+
+def _scaled(text: str, cleaned: str, decimals: int) -> int:
+    """``cleaned`` (digits, an optional fraction and exponent) times ``10**decimals``."""
+    match = _DECIMAL.match(cleaned)
+    if match is None or not (match.group(2) or match.group(3)):
+        raise BadCall(f"amount {text!r} is not a number (e.g. 1.5, or 1500wei)")
+    sign, whole, fraction, exponent = match.groups("")
+    try:
+        shift = decimals + int(exponent or 0) - len(fraction)
+    except ValueError:  # an exponent too long for int(): thousands of digits
+        shift = 10**9
+    if abs(shift) > 1000 or len(whole + fraction) > 1000:  # no amount has a thousand digits
+        raise BadCall(f"amount {text!r} is out of range")
+    digits = int((whole + fraction) or "0")
+    scale: int = 10 ** abs(shift)
+    if shift < 0:
+        digits, rest = divmod(digits, scale)
+        if rest:
+            raise BadCall(f"{text} has more than {decimals} decimals")
+    else:
+        digits *= scale
+    return -digits if sign == "-" else digits
 
 
 def format_units(units: int, *, decimals: int = 18) -> str:

@@ -20,11 +20,15 @@ from typing import Annotated, Any, ClassVar, Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 import typer
+from eth_abi.abi import is_encodable
+from eth_abi.exceptions import EncodingError
 
+from deml_protocol import inputs
 from deml_protocol.cid import compute_cid
 
 from . import model_zoo
 from .datasets import shard_bytes
+from .sklearn_training import BadRecipe, recipe_of
 from .workspace import HoldoutShard
 
 __all__ = [
@@ -34,7 +38,9 @@ __all__ = [
     "BadModelSpec",
     "SpecOption",
     "build_model",
+    "check_recipe",
     "holdout_shards",
+    "job_fields",
     "spec_options",
 ]
 
@@ -48,6 +54,7 @@ class SpecOption:
     kind: type
     default: Any
     help: str
+    min: int | None = None  # the least value typer takes (integers)
 
     @property
     def parameter(self) -> str:
@@ -56,16 +63,26 @@ class SpecOption:
 
 #: One row per plain field of the job spec (see the module docstring).
 SPEC_OPTIONS: Final = (
-    SpecOption("metric", "--metric", str, "accuracy", "accuracy|log_loss|roc_auc|rmse|mae|r2."),
-    SpecOption("commitSeconds", "--commit-seconds", int, 600, "Commit window, seconds."),
-    SpecOption("holdoutSeconds", "--holdout-seconds", int, 600, "Shard reveal window, seconds."),
-    SpecOption("revealSeconds", "--reveal-seconds", int, 600, "Model reveal window, seconds."),
-    SpecOption("minGain", "--min-gain", int, 1, "Score units a model must beat the baseline by."),
-    SpecOption("maxSubmissions", "--max-submissions", int, 16, "Commitments per round."),
-    SpecOption("commitBond", "--bond", int, 0, "Bond per commitment, base units of the asset."),
+    SpecOption(
+        "metric", "--metric", str, "accuracy", "accuracy, log_loss, roc_auc, rmse, mae or r2."
+    ),
+    SpecOption("commitSeconds", "--commit-seconds", int, 600, "Commit window, seconds.", min=1),
+    SpecOption(
+        "holdoutSeconds", "--holdout-seconds", int, 600, "Shard reveal window, seconds.", min=1
+    ),
+    SpecOption(
+        "revealSeconds", "--reveal-seconds", int, 600, "Model reveal window, seconds.", min=1
+    ),
+    SpecOption(
+        "minGain", "--min-gain", int, 1, "Score units a model must beat the baseline by.", min=0
+    ),
+    SpecOption("maxSubmissions", "--max-submissions", int, 16, "Commitments per round.", min=1),
+    SpecOption(
+        "commitBond", "--bond", int, 0, "Bond per commitment, base units of the asset.", min=0
+    ),
     SpecOption("payout", "--payout", str, "proportional", "Budget split: proportional|equal."),
     SpecOption("aggregation", "--aggregation", str, "fedavg", "fedavg|median|trimmed_mean."),
-    SpecOption("trimPercent", "--trim-percent", int, 0, "trimmed_mean: % cut at each end."),
+    SpecOption("trimPercent", "--trim-percent", int, 0, "trimmed_mean: % cut at each end.", min=0),
 )
 #: Fields ``deml job create`` computes from its other options.
 COMPUTED_FIELDS: Final = ("modelCid", "recipe", "holdoutRows", "holdoutCommitments")
@@ -82,7 +99,8 @@ def spec_options(command: F) -> F:
             inspect.Parameter.KEYWORD_ONLY,
             default=row.default,
             annotation=Annotated[
-                row.kind, typer.Option(row.flag, help=row.help, rich_help_panel="Job spec")
+                row.kind,
+                typer.Option(row.flag, help=row.help, min=row.min, rich_help_panel="Job spec"),
             ],
         )
         for row in SPEC_OPTIONS
@@ -94,6 +112,44 @@ def spec_options(command: F) -> F:
 def spec_fields(options: dict[str, Any]) -> dict[str, Any]:
     """The table's JOB_SPEC fields from the parsed options (keyed by parameter name)."""
     return {row.field: options[row.parameter] for row in SPEC_OPTIONS}
+
+
+def job_fields(
+    model: bytes,
+    shards: list[HoldoutShard],
+    *,
+    recipe: str,
+    holdout_rows: int,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Every ``JOB_SPEC`` field of the job ``deml job create`` posts, checked before anything
+    is uploaded or staged: the recipe as data owners' ``deml train`` will read it, and the
+    whole spec encoded once (a value out of its ABI type's range is ``BadJobOption``)."""
+    check_recipe(recipe, features=model_features(model))
+    fields = {"modelCid": compute_cid(model), "recipe": recipe, "holdoutRows": holdout_rows}
+    fields["holdoutCommitments"] = [s.commitment for s in shards]
+    fields |= spec_fields(options)
+    flags = {row.field: row.flag for row in SPEC_OPTIONS}
+    for name, kind in inputs.JOB_SPEC:
+        if not is_encodable(kind, fields[name]):
+            raise BadJobOption(
+                f"{flags.get(name, name)} {fields[name]!r} cannot be encoded: the job spec's "
+                f"{name} is a {kind}"
+            )
+    try:
+        inputs.CREATE_JOB.encode(**fields)
+    except (EncodingError, OverflowError, TypeError, ValueError) as exc:
+        raise BadJobOption(f"the job spec cannot be encoded: {exc}") from exc
+    return fields
+
+
+def check_recipe(recipe: str, *, features: int) -> None:
+    """Refuse a recipe ``deml train`` could not follow (a field of the wrong type or range,
+    z-scoring of the wrong length): the sponsor fixes it now, not every data owner later."""
+    try:
+        recipe_of(recipe, features=features)
+    except BadRecipe as exc:
+        raise BadJobOption(f"--recipe: {exc}") from exc
 
 
 class BadModelSpec(ValueError):

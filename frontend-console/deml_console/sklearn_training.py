@@ -10,18 +10,21 @@ Each model-zoo graph maps onto an estimator:
   (linear head) with ``partial_fit`` from the global layers. A two-class softmax head is one
   logistic unit in scikit-learn: ``softmax(z0, z1) = sigmoid(z1 - z0)``, mapped both ways.
 
-The job's recipe is JSON; the keys read here are ``epochs`` (passes, default 20),
+The job's recipe is JSON; the keys read here are ``epochs`` (passes, default 20, at most 10000),
 ``learning_rate`` (if set), ``l2`` (ridge penalty, default 0) and, if the sponsor published
 them, ``feature_mean`` / ``feature_std`` (the z-scoring the held-out shards already have).
+A value of the wrong type or range is the sponsor's mistake (:func:`recipe_of` raises
+:class:`BadRecipe`; ``deml job create`` refuses it, ``deml train`` is a ``TrainingError``).
 scikit-learn is imported lazily: ``pip install 'deml-console[train]'``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +33,7 @@ import onnx
 from .model_zoo import get_weights, with_weights
 from .plots import MissingExtra
 
-__all__ = ["TrainingError", "TrainRecipe", "train_model"]
+__all__ = ["BadRecipe", "TrainingError", "TrainRecipe", "recipe_of", "train_model"]
 
 Weights = dict[str, npt.NDArray[Any]]
 #: Called after each pass with ``(done, total)``.
@@ -50,18 +53,105 @@ class TrainRecipe:
     feature_std: list[float] | None = None
 
     @classmethod
-    def parse(cls, text: str) -> TrainRecipe:
+    def parse(cls, text: str, *, features: int | None = None) -> TrainRecipe:
+        """The recipe a job's sponsor posted. Text that is not a JSON object is a recipe for
+        people: train with the defaults. Values of the wrong type or out of range (checked
+        against a model of ``features`` inputs, if given) are the sponsor's mistake: a
+        :class:`TrainingError` that names the field."""
         try:
-            raw = json.loads(text) if text.strip() else {}
-        except ValueError:
-            raw = {}  # a recipe meant for people: train with the defaults
-        if not isinstance(raw, dict):
-            raw = {}
-        known = {k: raw[k] for k in cls.__slots__ if k in raw}
-        try:
-            return cls(**known)
-        except TypeError as exc:
-            raise TrainingError(f"cannot follow the job's recipe {text[:200]!r}: {exc}") from exc
+            return recipe_of(text, features=features)
+        except BadRecipe as exc:
+            raise _sponsors_fault(exc) from exc
+
+    def check_features(self, features: int) -> None:
+        """``feature_mean`` / ``feature_std`` have one value per input of the model."""
+        for name in ("feature_mean", "feature_std"):
+            values = getattr(self, name)
+            if values is not None and len(values) != features:
+                raise _sponsors_fault(
+                    BadRecipe(f"{name} has {len(values)} values; the model takes {features}")
+                )
+
+
+def _sponsors_fault(problem: BadRecipe) -> TrainingError:
+    return TrainingError(
+        f"the job's recipe, set by its sponsor, cannot be followed: {problem}. Not your data: "
+        "the sponsor must post a fixed job (or train with your own --trainer-cmd)"
+    )
+
+
+class BadRecipe(ValueError):
+    """A recipe field of the wrong type or out of range (the message names the field)."""
+
+    code: ClassVar[str] = "bad_job_option"
+
+
+MAX_EPOCHS: Final = 10_000
+
+
+def recipe_of(text: str, *, features: int | None = None) -> TrainRecipe:
+    """:meth:`TrainRecipe.parse`, raising :class:`BadRecipe` (for ``deml job create``)."""
+    try:
+        raw = json.loads(text) if text.strip() else {}
+    except ValueError:
+        raw = {}  # a recipe meant for people: train with the defaults
+    if not isinstance(raw, dict):
+        raw = {}
+    recipe = TrainRecipe(
+        epochs=_whole(raw, "epochs", 20, MAX_EPOCHS),
+        learning_rate=_number(raw, "learning_rate", None, positive=True),
+        l2=_number(raw, "l2", 0.0, positive=False),
+        feature_mean=_numbers(raw, "feature_mean", features, positive=False),
+        feature_std=_numbers(raw, "feature_std", features, positive=True),
+    )
+    if (recipe.feature_mean is None) != (recipe.feature_std is None):
+        raise BadRecipe("feature_mean and feature_std go together: give both or neither")
+    return recipe
+
+
+def _is_finite(value: object) -> bool:
+    """A JSON number (not a bool) that is finite as a float (``1e999`` and ``NaN`` are not)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _whole(raw: dict[str, Any], name: str, default: int, most: int) -> int:
+    value = raw.get(name, default)
+    if isinstance(value, float) and value.is_integer() and abs(value) <= most:
+        value = int(value)  # 20.0
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        raise BadRecipe(f"{name} must be a whole number from 1 to {most}; got {value!r}")
+    return value
+
+
+def _number(raw: dict[str, Any], name: str, default: Any, *, positive: bool) -> Any:
+    value = raw.get(name, default)
+    if value is None and default is None:
+        return None
+    least = "more than 0" if positive else "0 or more"
+    if not _is_finite(value) or value < 0 or (positive and value == 0):
+        raise BadRecipe(f"{name} must be a finite number, {least}; got {value!r}")
+    return float(value)
+
+
+def _numbers(
+    raw: dict[str, Any], name: str, features: int | None, *, positive: bool
+) -> list[float] | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    each = "more than 0" if positive else "finite"
+    if not isinstance(value, list) or not all(
+        _is_finite(v) and (not positive or v > 0) for v in value
+    ):
+        raise BadRecipe(f"{name} must be a list of numbers, each {each}")
+    if features is not None and len(value) != features:
+        raise BadRecipe(f"{name} has {len(value)} values; the model takes {features}")
+    return [float(v) for v in value]
 
 
 def _kind(model: bytes) -> tuple[str, int]:
@@ -99,6 +189,7 @@ def train_model(
         raise TrainingError(
             f"the model takes {expected} features; the data has {features.shape[1]}"
         )
+    recipe.check_features(expected)
     if recipe.feature_mean is not None and recipe.feature_std is not None:
         features = (features - np.asarray(recipe.feature_mean)) / np.asarray(recipe.feature_std)
     trainers = {"logistic": _linear_classifier, "softmax": _linear_classifier}

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from deml_protocol.addresses import ZERO_ADDRESS
-from deml_protocol.cid import compute_cid
 from deml_protocol.errors import RoundAlreadyClosed
 
 from .. import job_views
@@ -22,8 +21,8 @@ from ..job_spec import (
     BadModelSpec,
     build_model,
     holdout_shards,
+    job_fields,
     model_features,
-    spec_fields,
     spec_options,
 )
 from ..output import jsonable
@@ -99,13 +98,11 @@ def create(
         out = current().output
         session, client, transport = _connect(signing=True)
         initial, shards = _model_and_shards(model, data, rows=holdout_rows, rounds=rounds)
+        fields = job_fields(initial, shards, recipe=recipe, holdout_rows=holdout_rows, options=spec)
         asset, reward = _reward(session, client, ether=ether, token=token, amount=amount)
         # Staged before posting and kept if posting fails: the job may exist all the same.
         staged = SponsorSecrets.stage(transport.app, shards)
         upload(client, initial, out, "the initial model")
-        fields = {"modelCid": compute_cid(initial), "recipe": recipe, "holdoutRows": holdout_rows}
-        fields["holdoutCommitments"] = [s.commitment for s in shards]
-        fields |= spec_fields(spec)
         job_id = client.create_job(fields, reward, token=None if asset.is_ether else asset.address)
         kept = staged.adopt(transport.app, job_id)
         result = {
