@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, ClassVar
 
 from eth_abi.abi import encode
@@ -103,9 +104,6 @@ def _hex(text: str, what: str) -> bytes:
         raise BadCall(f"{what} must be 0x and an even number of hex digits; got {text!r}") from exc
 
 
-_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:e([+-]?\d+))?$")
-
-
 def parse_amount(text: str, *, decimals: int = 18) -> int:
     """``1.5`` -> 1.5 * 10**decimals base units; ``123wei`` -> 123. Positive and whole.
 
@@ -125,26 +123,23 @@ def parse_amount(text: str, *, decimals: int = 18) -> int:
 
 
 def _scaled(text: str, cleaned: str, decimals: int) -> int:
-    """``cleaned`` (digits, an optional fraction and exponent) times ``10**decimals``."""
-    match = _DECIMAL.match(cleaned)
-    if match is None or not (match.group(2) or match.group(3)):
-        raise BadCall(f"amount {text!r} is not a number (e.g. 1.5, or 1500wei)")
-    sign, whole, fraction, exponent = match.groups("")
-    try:
-        shift = decimals + int(exponent or 0) - len(fraction)
-    except ValueError:  # an exponent too long for int(): thousands of digits
-        shift = 10**9
-    if abs(shift) > 1000 or len(whole + fraction) > 1000:  # no amount has a thousand digits
-        raise BadCall(f"amount {text!r} is out of range")
-    digits = int((whole + fraction) or "0")
-    scale: int = 10 ** abs(shift)
-    if shift < 0:
-        digits, rest = divmod(digits, scale)
-        if rest:
+    """``cleaned`` (a decimal number) times ``10**decimals``, exactly: Decimal with a
+    context wide enough for any amount a chain holds (a uint256 has 78 digits), so nothing
+    is rounded to the default 28 digits; non-finite and absurd values are refused."""
+    with localcontext() as context:
+        context.prec = 1_200
+        try:
+            value = Decimal(cleaned)
+        except InvalidOperation as exc:
+            raise BadCall(f"amount {text!r} is not a number (e.g. 1.5, or 1500wei)") from exc
+        if not value.is_finite():
+            raise BadCall(f"amount {text!r} is not a number (e.g. 1.5, or 1500wei)")
+        if value and not -1_000 < value.adjusted() < 1_000:  # no amount has 1,000 digits
+            raise BadCall(f"amount {text!r} is out of range")
+        scaled = value.scaleb(decimals)
+        if scaled != scaled.to_integral_value():
             raise BadCall(f"{text} has more than {decimals} decimals")
-    else:
-        digits *= scale
-    return -digits if sign == "-" else digits
+        return int(scaled)
 
 
 def format_units(units: int, *, decimals: int = 18) -> str:
