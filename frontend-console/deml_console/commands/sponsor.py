@@ -100,9 +100,10 @@ def create(
         initial, shards = _model_and_shards(model, data, rows=holdout_rows, rounds=rounds)
         fields = job_fields(initial, shards, recipe=recipe, holdout_rows=holdout_rows, options=spec)
         asset, reward = _reward(session, client, ether=ether, token=token, amount=amount)
-        # Staged before posting and kept if posting fails: the job may exist all the same.
-        staged = SponsorSecrets.stage(transport.app, shards)
         upload(client, initial, out, "the initial model")
+        # Staged before posting and kept if posting fails: the job may exist all the same
+        # (`deml job reveal` finds them by its commitments).
+        staged = SponsorSecrets.stage(transport.app, shards)
         job_id = client.create_job(fields, reward, token=None if asset.is_ether else asset.address)
         kept = staged.adopt(transport.app, job_id)
         result = {
