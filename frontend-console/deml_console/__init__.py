@@ -14,3 +14,17 @@ secrets), ``phases`` (round windows, waiting), ``submitting`` (commit, upload, r
 ``stores`` (off-chain blob stores), ``car``, ``model_zoo`` (ONNX models from numpy),
 ``training`` (numpy gradient descent), ``datasets`` (example data, the shard format).
 """
+
+#: The map's entry points (each module's docstring leads on).
+__all__ = [
+    "cli",
+    "commands",
+    "datasets",
+    "model_zoo",
+    "sdk",
+    "session",
+    "settings",
+    "stores",
+    "submitting",
+    "training",
+]
