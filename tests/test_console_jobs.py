@@ -60,6 +60,14 @@ def run(net: Devnet, home: Path, *args: str) -> Result:
     return CliRunner().invoke(deml, list(args), env=env)
 
 
+def train(
+    net: Devnet, home: Path, account: str, job_id: int, data: Path, out: Path, *more: str
+) -> Result:
+    """``deml --account ACCOUNT train JOB --data DATA --out OUT [MORE]``."""
+    args = ("--account", account, "train", str(job_id), "--data", str(data), "--out", str(out))
+    return run(net, home, *args, *more)
+
+
 def ok(result: Result) -> Any:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout) if result.stdout.lstrip().startswith(("{", "[")) else None
@@ -131,21 +139,7 @@ def test_a_whole_job_from_the_console(
     models = {}
     for account, part in (("2", "part0"), ("3", "part1")):
         out = tmp_path / f"model{account}.onnx"
-        trained = ok(
-            run(
-                net,
-                home,
-                "--account",
-                account,
-                "train",
-                str(job_id),
-                "--data",
-                str(files[part]),
-                "--out",
-                str(out),
-                "--json",
-            )
-        )
+        trained = ok(train(net, home, account, job_id, files[part], out, "--json"))
         models[account] = trained["cid"]
         sent = ok(
             run(
@@ -342,37 +336,10 @@ def test_mistakes_are_named_errors(
     error(run(net, home, "--account", "2", "submit", str(job_id)), "no_local_secrets")
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\nx,1\n")
-    error(
-        run(
-            net,
-            home,
-            "--account",
-            "2",
-            "train",
-            str(job_id),
-            "--data",
-            str(bad),
-            "--out",
-            str(tmp_path / "x.onnx"),
-        ),
-        "bad_data",
-    )
+    error(train(net, home, "2", job_id, bad, tmp_path / "x.onnx"), "bad_data")
     error(run(net, home, "job", "show", "999"), "no_such_job")
     model = tmp_path / "early.onnx"
-    ok(
-        run(
-            net,
-            home,
-            "--account",
-            "4",
-            "train",
-            str(job_id),
-            "--data",
-            str(files["part2"]),
-            "--out",
-            str(model),
-        )
-    )
+    ok(train(net, home, "4", job_id, files["part2"], model))
     bonded = run(net, home, "--account", "4", "submit", str(job_id), "--model", str(model))
     assert "takes a bond of 5" in error(bonded, "balance_too_low")
 
@@ -382,20 +349,7 @@ def test_upload_early_uploads_at_once_with_a_warning(
 ) -> None:
     job_id = create(net, home, files, "--ether", "1")
     model = tmp_path / "early.onnx"
-    ok(
-        run(
-            net,
-            home,
-            "--account",
-            "4",
-            "train",
-            str(job_id),
-            "--data",
-            str(files["part2"]),
-            "--out",
-            str(model),
-        )
-    )
+    ok(train(net, home, "4", job_id, files["part2"], model))
     early = run(
         net,
         home,

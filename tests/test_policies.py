@@ -5,7 +5,6 @@ names them at posting (checked, shown by inspect) and is settled by them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,18 +24,13 @@ from deml_protocol import inputs
 from deml_protocol.cid import compute_cid
 from deml_protocol.errors import InvalidJobSpec, WorkBudgetExceeded
 from demo.marketplace import WINDOW
-from demo.marketplace import Market as _Market
 from devnet.in_process import InProcessMachine
 from tests.machine_support import ALICE, BOB, Driver, error_of
+from tests.test_jobs import Market
 
 CAROL, DAVE, ERIN = "0x" + "c0" * 20, "0x" + "d0" * 20, "0x" + "e0" * 20
 ETH = 10**18
 BASE = mlp([6, 4, 2], seed=3)
-
-
-@dataclass
-class Market(_Market):
-    net: Driver
 
 
 @pytest.fixture

@@ -26,6 +26,15 @@ from deml_protocol import addresses
 from .results import InputOutcome, Output
 from .transport import BLOCK_SECONDS
 
+#: ``OutputValidityProof`` as executeOutput and validateOutput take it.
+_OUTPUT_PROOF: dict[str, Any] = {
+    "name": "proof",
+    "type": "tuple",
+    "components": [
+        {"name": "outputIndex", "type": "uint64"},
+        {"name": "outputHashesSiblings", "type": "bytes32[]"},
+    ],
+}
 #: The contracts' functions the console calls (the Rollups 2.2.0 ABI and ERC-20's, only these
 #: entries).
 ROLLUPS_ABI: list[dict[str, Any]] = [
@@ -67,14 +76,7 @@ ROLLUPS_ABI: list[dict[str, Any]] = [
         "stateMutability": "nonpayable",
         "inputs": [
             {"name": "output", "type": "bytes"},
-            {
-                "name": "proof",
-                "type": "tuple",
-                "components": [
-                    {"name": "outputIndex", "type": "uint64"},
-                    {"name": "outputHashesSiblings", "type": "bytes32[]"},
-                ],
-            },
+            _OUTPUT_PROOF,
         ],
         "outputs": [],
     },
@@ -84,14 +86,7 @@ ROLLUPS_ABI: list[dict[str, Any]] = [
         "stateMutability": "view",
         "inputs": [
             {"name": "output", "type": "bytes"},
-            {
-                "name": "proof",
-                "type": "tuple",
-                "components": [
-                    {"name": "outputIndex", "type": "uint64"},
-                    {"name": "outputHashesSiblings", "type": "bytes32[]"},
-                ],
-            },
+            _OUTPUT_PROOF,
         ],
         "outputs": [],
     },
